@@ -1,0 +1,98 @@
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket, PeerCertificate } from 'node:tls';
+import type { Request, Response } from 'express';
+import { Passport } from 'passport';
+import { Strategy as ClientCertStrategy } from 'passport-client-cert';
+import { BasicStrategy } from 'passport-http';
+import { KuraError } from '../errors.js';
+import type { CertRecord, UserRecord } from './records.js';
+import type { Certificates } from './certs.js';
+import type { AppPasswords } from './app-passwords.js';
+import type { Users } from './users.js';
+
+/** Who is calling, as proved by a certificate or an app password. */
+export interface Principal {
+  user: UserRecord;
+  via: 'certificate' | 'app-password';
+  certificate?: CertRecord;
+}
+
+const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
+
+/**
+ * Finds the caller's identity with passport: the TLS client certificate first (it counts only when
+ * Node verified it against the Kura client CA, `socket.authorized`), then an app password over Basic.
+ * Headers such as X-SSL-Client-Cert are never looked at. authenticate() throws a KuraError whose code
+ * says why the caller was refused: credentials-required (→ 401), a certificate-* code (→ 403), ...
+ */
+export class Identity {
+  private readonly passport = new Passport();
+
+  constructor(
+    private readonly users: Users,
+    private readonly certs: Certificates,
+    private readonly appPasswords: AppPasswords,
+  ) {
+    this.passport.use(
+      new ClientCertStrategy((cert, done) => {
+        this.verifyCertificate(cert as unknown as PeerCertificate).then((p) => done(null, p), done);
+      }),
+    );
+    this.passport.use(
+      new BasicStrategy((name, password, done) => {
+        this.verifyAppPassword(name, password).then((p) => done(null, p), done);
+      }),
+    );
+  }
+
+  async authenticate(req: Request, res: Response): Promise<Principal> {
+    const socket = req.socket as TLSSocket;
+    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
+    if (peer && Object.keys(peer).length > 0) {
+      if (!socket.authorized) throw refusedCertificate(String(socket.authorizationError ?? 'unknown'));
+      return this.run('client-cert', req, res);
+    }
+    if (/^basic /i.test(req.headers.authorization ?? '')) return this.run('basic', req, res);
+    throw new KuraError('credentials-required', 'credentials-required: present a client certificate or an app password');
+  }
+
+  private run(strategy: string, req: Request, res: Response): Promise<Principal> {
+    return new Promise((resolve, reject) => {
+      const handler = this.passport.authenticate(strategy, { session: false }, (err: unknown, user: unknown) => {
+        if (err) reject(err);
+        else if (user) resolve(user as Principal);
+        else reject(new KuraError('bad-credentials', 'bad-credentials: the user name or app password is wrong'));
+      }) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
+      handler(req, res, reject);
+    });
+  }
+
+  private async verifyCertificate(peer: PeerCertificate): Promise<Principal> {
+    const record = await this.certs.byFingerprint(peer.fingerprint256);
+    if (!record) throw new KuraError('certificate-unknown', 'certificate-unknown: this certificate is not registered to any user');
+    if (record.revokedAt) throw new KuraError('certificate-revoked', `certificate-revoked: revoked on ${record.revokedAt}`);
+    const x509 = new X509Certificate(peer.raw);
+    const now = Date.now();
+    if (now < Date.parse(x509.validFrom)) throw new KuraError('certificate-not-yet-valid', 'certificate-not-yet-valid');
+    if (now > Date.parse(x509.validTo)) throw new KuraError('certificate-expired', 'certificate-expired');
+    if (!(x509.keyUsage ?? []).includes(CLIENT_AUTH_OID)) {
+      throw new KuraError('certificate-not-for-client-auth', 'certificate-not-for-client-auth: it does not allow clientAuth');
+    }
+    const user = await this.users.get(record.user);
+    if (user.disabled) throw new KuraError('user-disabled', `user-disabled: user ${user.name} is disabled`);
+    return { user, via: 'certificate', certificate: record };
+  }
+
+  private async verifyAppPassword(name: string, password: string): Promise<Principal | false> {
+    const user = await this.users.find(name);
+    if (!user || !(await this.appPasswords.verify(name, password))) return false;
+    if (user.disabled) throw new KuraError('user-disabled', `user-disabled: user ${user.name} is disabled`);
+    return { user, via: 'app-password' };
+  }
+}
+
+function refusedCertificate(reason: string): KuraError {
+  if (reason === 'CERT_HAS_EXPIRED') return new KuraError('certificate-expired', 'certificate-expired: the certificate has expired');
+  if (reason === 'CERT_NOT_YET_VALID') return new KuraError('certificate-not-yet-valid', 'certificate-not-yet-valid');
+  return new KuraError('certificate-not-trusted', `certificate-not-trusted: it does not chain to the Kura client CA (${reason})`);
+}

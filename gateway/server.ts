@@ -1,0 +1,108 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import express, { type Request, type Response } from 'express';
+import { pino, type Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import { davHandler } from './dav/router.js';
+import { LockManager } from './dav/locks.js';
+import type { Policy } from './policy/policy.js';
+import type { TlsMaterial } from './tls.js';
+
+export interface GatewayOptions {
+  policy: Policy;
+  tls: TlsMaterial;
+  host: string;
+  port: number;
+  logger?: Logger;
+}
+
+export interface RunningGateway {
+  server: Server;
+  url: string;
+  port: number;
+  close: () => Promise<void>;
+}
+
+/** The express application: health check, request log, then the DAV front for everything else. */
+export function createApp(policy: Policy, logger: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', false);
+  app.use(requestLog(logger));
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.use(
+    davHandler({
+      layout: policy.layout,
+      admit: (req, res) => policy.admit(req, res),
+      usedBytes: (name) => policy.usage.get(name),
+      locks: new LockManager(),
+    }),
+  );
+  return app;
+}
+
+function requestLog(logger: Logger) {
+  return pinoHttp({
+    logger,
+    genReqId: (req: Request, res: Response) => {
+      const id = randomUUID();
+      res.setHeader('X-Request-Id', id);
+      return id;
+    },
+    customProps: (_req: Request, res: Response) => ({ user: (res.locals?.user as string | undefined) ?? null }),
+    customLogLevel: (_req: Request, res: Response, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+    serializers: {
+      req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url }),
+      res: (res: { statusCode: number; headers: Record<string, unknown> }) => ({ status: res.statusCode, bytes: Number(res.headers['content-length'] ?? 0) }),
+    },
+  } as unknown as Parameters<typeof pinoHttp>[0]);
+}
+
+/**
+ * Starts the gateway over HTTPS only. Client certificates are requested but not required at the
+ * TLS layer (so app-password clients can connect); identity checks `socket.authorized` per request.
+ */
+export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
+  const logger = opts.logger ?? pino({ level: process.env.KURA_LOG_LEVEL ?? 'info' });
+  const app = createApp(opts.policy, logger);
+  const server = createServer(
+    {
+      key: opts.tls.serverKeyPem,
+      cert: opts.tls.serverCertPem,
+      ca: [opts.tls.clientCaPem],
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    app,
+  );
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 30_000;
+  server.setTimeout(10 * 60_000);
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    server,
+    port,
+    url: `https://${shownHost}:${port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,239 @@
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, copyFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { KuraError } from '../errors.js';
+
+export type EntryType = 'file' | 'collection';
+
+export interface Entry {
+  name: string;
+  type: EntryType;
+  size: number;
+  mtime: Date;
+  birthtime: Date;
+  etag: string;
+}
+
+/**
+ * Reserves space before bytes are stored and gives it back when they are not.
+ * reserve() throws KuraError('quota-exceeded') when the bytes do not fit; release() never throws.
+ */
+export interface SpaceGuard {
+  reserve(bytes: number): Promise<void>;
+  release(bytes: number): Promise<void>;
+}
+
+/** What a completed write did, for the caller's status code and accounting. */
+export interface WriteResult {
+  created: boolean;
+  size: number;
+  replacedSize: number;
+}
+
+/**
+ * One user's plain file tree on the local disk. Paths are validated segments (see paths.ts); this
+ * class never follows a symbolic link (one planted inside the area is invisible and unreachable) and
+ * never makes a partial file visible: writes go to `tmpDir` on the same filesystem, are fsynced, then
+ * renamed into place.
+ */
+export class FileArea {
+  constructor(
+    readonly root: string,
+    private readonly tmpDir: string,
+  ) {}
+
+  /** Creates the root and temp folders and removes temp files left by a crash. */
+  async prepare(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await rm(this.tmpDir, { recursive: true, force: true });
+    await mkdir(this.tmpDir, { recursive: true });
+  }
+
+  /** The entry at segs, or null when nothing (or only a symlink) is there. */
+  async stat(segs: readonly string[]): Promise<Entry | null> {
+    const abs = await this.walk(segs);
+    if (abs === null) return null;
+    const st = await lstat(abs).catch(() => null);
+    if (!st || (!st.isFile() && !st.isDirectory())) return null;
+    return toEntry(segs[segs.length - 1] ?? '', st);
+  }
+
+  /** Children of a collection, without symlinks or special files. Throws not-found / not-a-collection. */
+  async list(segs: readonly string[]): Promise<Entry[]> {
+    const entry = await this.require(segs);
+    if (entry.type !== 'collection') throw new KuraError('not-a-collection', 'not a collection');
+    const abs = this.abs(segs);
+    const names = await readdir(abs);
+    const entries = await Promise.all(
+      names.map(async (name) => {
+        const st = await lstat(join(abs, name)).catch(() => null);
+        return st && (st.isFile() || st.isDirectory()) ? toEntry(name.normalize('NFC'), st) : null;
+      }),
+    );
+    return entries.filter((e): e is Entry => e !== null);
+  }
+
+  /** The entry at segs; throws KuraError('not-found') when absent. */
+  async require(segs: readonly string[]): Promise<Entry> {
+    const entry = await this.stat(segs);
+    if (!entry) throw new KuraError('not-found', 'no such file or folder');
+    return entry;
+  }
+
+  /** A stream of the file's bytes from start to end inclusive. */
+  openRead(segs: readonly string[], start?: number, end?: number): ReadStream {
+    return createReadStream(this.abs(segs), { start, end, highWaterMark: 1 << 20 });
+  }
+
+  /**
+   * Streams body into a temp file, counting every byte against guard as it arrives (so a chunked body
+   * is stopped the moment it crosses the quota), fsyncs, then renames over the target. On any failure
+   * the temp file is removed, the reservation released, and the old version stays untouched.
+   * Space for the replaced file is given back after the rename.
+   */
+  async writeFile(segs: readonly string[], body: Readable, guard: SpaceGuard): Promise<WriteResult> {
+    await this.requireParentCollection(segs);
+    const existing = await this.stat(segs);
+    if (existing?.type === 'collection') throw new KuraError('conflict', 'a folder has that name');
+    const tmp = join(this.tmpDir, `put-${randomBytes(12).toString('hex')}`);
+    let reserved = 0;
+    try {
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          guard.reserve(chunk.length).then(
+            () => {
+              reserved += chunk.length;
+              done(null, chunk);
+            },
+            (err: unknown) => done(err as Error),
+          );
+        },
+      });
+      await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx' }));
+      await fsyncFile(tmp);
+      await this.replace(segs, tmp);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      await guard.release(reserved);
+      throw err;
+    }
+    if (existing) await guard.release(existing.size);
+    return { created: !existing, size: reserved, replacedSize: existing?.size ?? 0 };
+  }
+
+  /** Creates a collection. Throws exists when something is there, conflict when the parent is missing. */
+  async makeCollection(segs: readonly string[]): Promise<void> {
+    await this.requireParentCollection(segs);
+    if (await this.exists(segs)) throw new KuraError('exists', 'something with that name exists');
+    await mkdir(this.abs(segs));
+  }
+
+  /** Removes a file or a whole collection; returns the bytes freed. */
+  async remove(segs: readonly string[]): Promise<number> {
+    const entry = await this.require(segs);
+    if (entry.type === 'file') {
+      await unlink(this.abs(segs));
+      return entry.size;
+    }
+    let freed = 0;
+    for (const child of await this.list(segs)) freed += await this.remove([...segs, child.name]);
+    await rmdir(this.abs(segs));
+    return freed;
+  }
+
+  /** Total bytes of every file under segs (the recount). */
+  async sizeOf(segs: readonly string[]): Promise<number> {
+    const entry = await this.stat(segs);
+    if (!entry) return 0;
+    if (entry.type === 'file') return entry.size;
+    let total = 0;
+    for (const child of await this.list(segs)) total += await this.sizeOf([...segs, child.name]);
+    return total;
+  }
+
+  /** Copies a file or tree to a place that does not exist yet; space is reserved up front. */
+  async copy(from: readonly string[], to: readonly string[], guard: SpaceGuard): Promise<void> {
+    const size = await this.sizeOf(from);
+    await guard.reserve(size);
+    try {
+      await this.copyTree(from, to);
+    } catch (err) {
+      await this.remove(to).catch(() => 0);
+      await guard.release(size);
+      throw err;
+    }
+  }
+
+  /** Renames a file or tree to a place that does not exist yet (same area, so space is unchanged). */
+  async move(from: readonly string[], to: readonly string[]): Promise<void> {
+    await this.requireParentCollection(to);
+    await rename(this.abs(from), this.abs(to));
+  }
+
+  /** Throws conflict unless the parent of segs is an existing collection. */
+  async requireParentCollection(segs: readonly string[]): Promise<void> {
+    const parent = await this.stat(segs.slice(0, -1));
+    if (parent?.type !== 'collection') {
+      throw new KuraError('conflict', 'the parent folder does not exist');
+    }
+  }
+
+  async exists(segs: readonly string[]): Promise<boolean> {
+    return (await this.stat(segs)) !== null;
+  }
+
+  private async copyTree(from: readonly string[], to: readonly string[]): Promise<void> {
+    const entry = await this.require(from);
+    if (entry.type === 'file') {
+      const tmp = join(this.tmpDir, `copy-${randomBytes(12).toString('hex')}`);
+      await copyFile(this.abs(from), tmp);
+      await fsyncFile(tmp);
+      await this.replace(to, tmp);
+      return;
+    }
+    await this.makeCollection(to);
+    for (const child of await this.list(from)) {
+      await this.copyTree([...from, child.name], [...to, child.name]);
+    }
+  }
+
+  private async replace(segs: readonly string[], tmp: string): Promise<void> {
+    await this.requireParentCollection(segs);
+    await rename(tmp, this.abs(segs));
+  }
+
+  /** The absolute path of segs when no component of it is a symlink; null when one is or it is missing. */
+  private async walk(segs: readonly string[]): Promise<string | null> {
+    let abs = this.root;
+    for (let i = 0; i < segs.length; i++) {
+      abs = join(abs, segs[i] as string);
+      const st = await lstat(abs).catch(() => null);
+      if (!st || st.isSymbolicLink()) return null;
+      if (i < segs.length - 1 && !st.isDirectory()) return null;
+    }
+    return abs;
+  }
+
+  private abs(segs: readonly string[]): string {
+    return join(this.root, ...segs);
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function toEntry(name: string, st: import('node:fs').Stats): Entry {
+  const type: EntryType = st.isDirectory() ? 'collection' : 'file';
+  const size = type === 'file' ? st.size : 0;
+  const etag = `"${st.ino.toString(16)}-${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+  return { name, type, size, mtime: st.mtime, birthtime: st.birthtime, etag };
+}
