@@ -111,6 +111,7 @@ function addCertCommands(admin: Command): void {
     .action(
       action(async (policy, opts, name: string) => {
         const o = opts as Common & { out: string; days: string };
+        if (!/^\d+$/.test(o.days) || Number(o.days) < 1) throw new KuraError('bad-request', '--days must be a whole number of 1 or more');
         const issued = await policy.certs.issue(name, { days: Number(o.days) });
         const out = resolve(o.out);
         await mkdir(out, { recursive: true, mode: 0o700 });

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Policy } from './policy/policy.js';
 
@@ -26,17 +26,8 @@ export async function createDemoUser(policy: Policy): Promise<DemoFiles | null> 
   await policy.contracts.set(DEMO_USER, { plan: 'demo', quotaBytes: 10 * 1024 ** 3, status: 'active' });
   const cert = await policy.certs.issue(DEMO_USER);
   const { password } = await policy.appPasswords.add(DEMO_USER, 'demo');
-  const dir = policy.layout.demoDir;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const files: DemoFiles = {
-    dir,
-    caPem: join(dir, 'ca.pem'),
-    certPem: join(dir, 'demo.pem'),
-    keyPem: join(dir, 'demo.key'),
-    p12: join(dir, 'demo.p12'),
-    appPasswordFile: join(dir, 'demo.app-password'),
-    appPassword: password,
-  };
+  const files = demoPaths(policy.layout.demoDir, password);
+  await mkdir(files.dir, { recursive: true, mode: 0o700 });
   await writeFile(files.caPem, cert.caPem);
   await writeFile(files.certPem, cert.certPem);
   await writeFile(files.keyPem, cert.keyPem, { mode: 0o600 });
@@ -45,11 +36,30 @@ export async function createDemoUser(policy: Policy): Promise<DemoFiles | null> 
   return files;
 }
 
+function demoPaths(dir: string, appPassword: string): DemoFiles {
+  return {
+    dir,
+    caPem: join(dir, 'ca.pem'),
+    certPem: join(dir, 'demo.pem'),
+    keyPem: join(dir, 'demo.key'),
+    p12: join(dir, 'demo.p12'),
+    appPasswordFile: join(dir, 'demo.app-password'),
+    appPassword,
+  };
+}
+
+/** The demo files written on an earlier first start, or null when there are none. */
+export async function existingDemo(policy: Policy): Promise<DemoFiles | null> {
+  const files = demoPaths(policy.layout.demoDir, '');
+  const password = await readFile(files.appPasswordFile, 'utf8').catch(() => null);
+  return password === null ? null : { ...files, appPassword: password.trim() };
+}
+
 /** The lines printed after the first start: the URL and ready-to-paste client commands. */
 export function demoInstructions(url: string, demo: DemoFiles): string {
   const files = `${url}files/`;
   return [
-    `Demo user "${DEMO_USER}" created; its credentials are in ${demo.dir}/`,
+    `Demo user "${DEMO_USER}": its credentials are in ${demo.dir}/`,
     `  CA certificate:      ${demo.caPem}`,
     `  client certificate:  ${demo.certPem}  (key ${demo.keyPem}, PKCS#12 ${demo.p12}, no passphrase)`,
     `  app password:        ${demo.appPasswordFile}`,

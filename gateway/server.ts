@@ -4,10 +4,18 @@ import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
+import { DEFAULT_CIPHERS as tlsDefaultCiphers } from 'node:tls';
 import { davHandler } from './dav/router.js';
+import { ALLOWED_METHODS } from './dav/handlers/read.js';
 import { LockManager } from './dav/locks.js';
 import type { Policy } from './policy/policy.js';
 import type { TlsMaterial } from './tls.js';
+
+const plainResponse = (status: string, extra: string, text: string) =>
+  `HTTP/1.1 ${status}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\n` +
+  `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+const BAD_REQUEST = plainResponse('400 Bad Request', '', 'bad-request: the request is not valid HTTP\n');
+const UNKNOWN_METHOD = plainResponse('405 Method Not Allowed', `Allow: ${ALLOWED_METHODS}\r\n`, 'method-not-allowed: unknown method\n');
 
 export interface GatewayOptions {
   policy: Policy;
@@ -77,6 +85,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      // AES-128-GCM first: as safe for this use and measurably faster than AES-256 on bulk transfers.
+      ciphers: ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', tlsDefaultCiphers].join(':'),
+      honorCipherOrder: true,
     },
     app,
   );
@@ -85,9 +96,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   server.keepAliveTimeout = 30_000;
   server.setTimeout(10 * 60_000);
   server.on('checkContinue', (req, res) => server.emit('request', req, res));
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    socket.end(err.code === 'HPE_INVALID_METHOD' ? UNKNOWN_METHOD : BAD_REQUEST);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -32,12 +32,13 @@ export function parseXml(text: string): XmlElement {
     failure ??= e.message;
   });
   parser.on('doctype', () => {
-    failure ??= 'DOCTYPE declarations are not accepted';
+    throw new Error('DOCTYPE declarations are not accepted');
   });
   parser.on('opentag', (tag) => {
-    if (failure) return;
-    if (stack.length >= xmlLimits.maxDepth) failure = `elements nested deeper than ${xmlLimits.maxDepth}`;
-    else if (++count > xmlLimits.maxElements) failure = `more than ${xmlLimits.maxElements} elements`;
+    // Throwing stops saxes at once: its namespace lookup walks the open-tag stack, so carrying on
+    // through a hostile nesting would cost time quadratic in the depth.
+    if (stack.length >= xmlLimits.maxDepth) throw new Error(`elements nested deeper than ${xmlLimits.maxDepth}`);
+    if (++count > xmlLimits.maxElements) throw new Error(`more than ${xmlLimits.maxElements} elements`);
     const el: XmlElement = { ns: tag.uri, local: tag.local, attrs: [], children: [], text: '', content: [] };
     for (const a of Object.values(tag.attributes)) {
       if (a.prefix !== 'xmlns' && a.name !== 'xmlns') el.attrs.push({ ns: a.uri, local: a.local, value: a.value });

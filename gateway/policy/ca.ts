@@ -56,7 +56,7 @@ function randomSerial(): string {
   const bytes = crypto.randomBytes(16);
   // DER INTEGERs are signed and RFC 5280 wants positive serials, so clear the high bit. A zero
   // first byte would then be non-minimal DER, which OpenSSL rejects as "illegal padding".
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01;
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
   return bytes.toString('hex');
 }
 
@@ -84,12 +84,10 @@ function validity(days: number | undefined, notBefore?: Date, notAfter?: Date): 
 function subjectKeyId(cert: forge.pki.Certificate): string {
   // Prefer the CA's own SKI extension so authorityKeyIdentifier matches it byte for byte.
   const ext = cert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | null;
-  return ext?.subjectKeyIdentifier
-    ? forge.util.hexToBytes(ext.subjectKeyIdentifier)
-    : cert.generateSubjectKeyIdentifier().getBytes();
+  return ext?.subjectKeyIdentifier ? forge.util.hexToBytes(ext.subjectKeyIdentifier) : cert.generateSubjectKeyIdentifier().getBytes();
 }
 
-/** Builds and signs a certificate; `signer` null means self-signed with `selfKey`. */
+/** Builds and signs a certificate; a signer whose `cert` is null means self-signed with its key. */
 function buildCert(
   commonName: string,
   publicKey: forge.pki.rsa.PublicKey,
@@ -107,11 +105,7 @@ function buildCert(
   cert.setIssuer(signer.cert ? signer.cert.subject.attributes : subject);
   // For a self-signed cert the authority key is its own key, which forge derives from `true`.
   const authorityKeyId = signer.cert ? subjectKeyId(signer.cert) : true;
-  cert.setExtensions([
-    ...extensions,
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId },
-  ]);
+  cert.setExtensions([...extensions, { name: 'subjectKeyIdentifier' }, { name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId }]);
   cert.sign(signer.key, forge.md.sha256.create());
   return cert;
 }
@@ -198,11 +192,7 @@ export function issueClientCert(
  * opens without prompting: it verifies the MAC with "" and then imports the key as *encrypted*
  * PKCS#8, so a plain keyBag fails to load and a NULL-password MAC makes it ask for a password.
  */
-export function toPkcs12(
-  pair: PemPair,
-  caCertPem: string,
-  opts: { passphrase?: string; friendlyName?: string } = {},
-): Buffer {
+export function toPkcs12(pair: PemPair, caCertPem: string, opts: { passphrase?: string; friendlyName?: string } = {}): Buffer {
   const key = forge.pki.privateKeyFromPem(pair.keyPem);
   const chain = [forge.pki.certificateFromPem(pair.certPem), forge.pki.certificateFromPem(caCertPem)];
   // forge writes an unencrypted keyBag only for `null`; '' takes the shrouded path, as wanted.

@@ -94,5 +94,8 @@ export class Identity {
 function refusedCertificate(reason: string): KuraError {
   if (reason === 'CERT_HAS_EXPIRED') return new KuraError('certificate-expired', 'certificate-expired: the certificate has expired');
   if (reason === 'CERT_NOT_YET_VALID') return new KuraError('certificate-not-yet-valid', 'certificate-not-yet-valid');
+  if (reason === 'INVALID_PURPOSE') {
+    return new KuraError('certificate-not-for-client-auth', 'certificate-not-for-client-auth: it does not allow clientAuth');
+  }
   return new KuraError('certificate-not-trusted', `certificate-not-trusted: it does not chain to the Kura client CA (${reason})`);
 }

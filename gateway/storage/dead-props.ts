@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, rm, cp, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 
@@ -44,14 +44,16 @@ export class DeadPropStore {
   /** Moves the properties of a resource tree along with it. */
   async move(from: readonly string[], to: readonly string[]): Promise<void> {
     await this.remove(to);
+    if (!(await stat(this.dir(from)).catch(() => null))) return;
     await mkdir(dirname(this.dir(to)), { recursive: true });
-    await rename(this.dir(from), this.dir(to)).catch(() => undefined);
+    await rename(this.dir(from), this.dir(to));
   }
 
   /** Copies the properties of a resource tree (depth infinity) or of the resource alone (depth 0). */
   async copy(from: readonly string[], to: readonly string[], deep: boolean): Promise<void> {
     await this.remove(to);
     if (deep) {
+      if (!(await stat(this.dir(from)).catch(() => null))) return;
       await cp(this.dir(from), this.dir(to), { recursive: true }).catch(() => undefined);
     } else {
       const props = await this.get(from);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KuraError } from '../errors.js';
+import { SpaceMeter } from './space-meter.js';
 
 export type EntryType = 'file' | 'collection';
 
@@ -89,45 +90,47 @@ export class FileArea {
   }
 
   /**
-   * Streams body into a temp file, counting every byte against guard as it arrives (so a chunked body
+   * Streams body into a temp file, metering every byte against guard as it arrives (so a chunked body
    * is stopped the moment it crosses the quota), fsyncs, then renames over the target. On any failure
    * the temp file is removed, the reservation released, and the old version stays untouched.
-   * Space for the replaced file is given back after the rename.
    */
   async writeFile(segs: readonly string[], body: Readable, guard: SpaceGuard): Promise<WriteResult> {
     await this.requireParentCollection(segs);
     const existing = await this.stat(segs);
     if (existing?.type === 'collection') throw new KuraError('conflict', 'a folder has that name');
     const tmp = join(this.tmpDir, `put-${randomBytes(12).toString('hex')}`);
-    let reserved = 0;
+    const meter = new SpaceMeter(guard, existing?.size ?? 0);
+    let size = 0;
+    const counter = new Transform({
+      highWaterMark: 1 << 20,
+      transform(chunk: Buffer, _enc, done) {
+        meter.take(chunk.length).then(
+          () => {
+            size += chunk.length;
+            done(null, chunk);
+          },
+          (err: unknown) => done(err as Error),
+        );
+      },
+    });
     try {
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          guard.reserve(chunk.length).then(
-            () => {
-              reserved += chunk.length;
-              done(null, chunk);
-            },
-            (err: unknown) => done(err as Error),
-          );
-        },
-      });
-      await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
       await fsyncFile(tmp);
       await this.replace(segs, tmp);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
-      await guard.release(reserved);
+      await meter.cancel();
       throw err;
     }
-    if (existing) await guard.release(existing.size);
-    return { created: !existing, size: reserved, replacedSize: existing?.size ?? 0 };
+    await meter.settle();
+    return { created: !existing, size, replacedSize: existing?.size ?? 0 };
   }
 
   /** Creates a collection. Throws exists when something is there, conflict when the parent is missing. */
   async makeCollection(segs: readonly string[]): Promise<void> {
     await this.requireParentCollection(segs);
     if (await this.exists(segs)) throw new KuraError('exists', 'something with that name exists');
+    await this.unlinkStray(segs);
     await mkdir(this.abs(segs));
   }
 
@@ -140,6 +143,7 @@ export class FileArea {
     }
     let freed = 0;
     for (const child of await this.list(segs)) freed += await this.remove([...segs, child.name]);
+    for (const name of await readdir(this.abs(segs))) await this.unlinkStray([...segs, name]);
     await rmdir(this.abs(segs));
     return freed;
   }
@@ -170,6 +174,7 @@ export class FileArea {
   /** Renames a file or tree to a place that does not exist yet (same area, so space is unchanged). */
   async move(from: readonly string[], to: readonly string[]): Promise<void> {
     await this.requireParentCollection(to);
+    await this.unlinkStray(to);
     await rename(this.abs(from), this.abs(to));
   }
 
@@ -198,6 +203,15 @@ export class FileArea {
     for (const child of await this.list(from)) {
       await this.copyTree([...from, child.name], [...to, child.name]);
     }
+  }
+
+  /**
+   * Removes a symlink or special file at segs (something that was planted, never served): unlink
+   * removes the link itself and never touches what it points to.
+   */
+  private async unlinkStray(segs: readonly string[]): Promise<void> {
+    const st = await lstat(this.abs(segs)).catch(() => null);
+    if (st && !st.isFile() && !st.isDirectory()) await unlink(this.abs(segs));
   }
 
   private async replace(segs: readonly string[], tmp: string): Promise<void> {

@@ -9,14 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import forge from 'node-forge';
-import {
-  createCa,
-  fingerprintOf,
-  issueClientCert,
-  issueServerCert,
-  toPkcs12,
-  type PemPair,
-} from '../../gateway/policy/ca.js';
+import { createCa, fingerprintOf, issueClientCert, issueServerCert, toPkcs12, type PemPair } from '../../gateway/policy/ca.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -101,19 +94,17 @@ function openssl(args: string[]): string {
   return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Runs a client asynchronously (the TLS server lives in this process) with stdin closed, so a
- * password prompt fails fast instead of hanging. Exit status is ignored; callers check output. */
-function runClient(cmd: string, args: string[]): Promise<string> {
+/**
+ * Runs a client asynchronously (the TLS server lives in this process) with stdin closed, so a
+ * password prompt fails fast instead of hanging. `cwd` is a temp dir because litmus drops
+ * debug.log/child.log there. Exit status is ignored; callers check the output.
+ */
+function runClient(cmd: string, args: string[], cwd: string): Promise<string> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: 30_000, env: { ...process.env, TESTS: 'basic' } }, (_err, stdout, stderr) =>
-      resolve(`${stdout}${stderr}`),
-    );
+    const options = { cwd, timeout: 30_000, env: { ...process.env, TESTS: 'basic' } };
+    const child = execFile(cmd, args, options, (_err, stdout, stderr) => resolve(`${stdout}${stderr}`));
     child.stdin?.end();
   });
-}
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => fs.existsSync(path.join(dir, cmd)));
 }
 
 function parseP12(p12: Buffer, password: string): forge.pkcs12.Pkcs12Pfx {
@@ -241,7 +232,10 @@ test('PKCS#12 without passphrase opens with the empty password in forge and the 
   // Shrouded with "" (what `openssl pkcs12 -export -passout pass:` writes), not a plain keyBag:
   // neon's GnuTLS backend can only import the key in that form.
   const bags = keyBags(parseP12(p12, ''));
-  assert.deepEqual(bags.map((b) => b.type), [forge.pki.oids.pkcs8ShroudedKeyBag]);
+  assert.deepEqual(
+    bags.map((b) => b.type),
+    [forge.pki.oids.pkcs8ShroudedKeyBag],
+  );
   assert.equal(bags[0]?.key?.n.toString(16), forge.pki.privateKeyFromPem(alice.keyPem).n.toString(16));
   await withTempFile(p12, (file) => {
     const certs = openssl(['pkcs12', '-in', file, '-nokeys', '-passin', 'pass:']);
@@ -267,14 +261,14 @@ test('PKCS#12 with a passphrase needs that passphrase', async () => {
   assert.equal(result.authorized, true, result.authorizationError);
 });
 
-test('curl loads the passphrase-less PKCS#12 without a prompt', { skip: !onPath('curl') }, async () => {
+test('curl loads the passphrase-less PKCS#12 without a prompt', async () => {
   const alice = issueClientCert(ca, 'alice');
   const srv = await startServer();
   try {
     await withTempFile(toPkcs12(alice, ca.certPem), async (file) => {
       const url = `https://127.0.0.1:${srv.port}/`;
       const args = (caFile: string): string[] => ['-sS', '--cert-type', 'P12', '--cert', file, '--cacert', caFile, url];
-      const out = await withTempFile(Buffer.from(ca.certPem), (caFile) => runClient('curl', args(caFile)), 'ca.pem');
+      const out = await withTempFile(Buffer.from(ca.certPem), (caFile) => runClient('curl', args(caFile), path.dirname(file)), 'ca.pem');
       assert.match(out, /"authorized":true/);
     });
     assert.equal(srv.seen[0]?.fingerprint256, alice.fingerprint256);
@@ -283,12 +277,12 @@ test('curl loads the passphrase-less PKCS#12 without a prompt', { skip: !onPath(
   }
 });
 
-test('litmus (neon) loads the passphrase-less PKCS#12 without a prompt', { skip: !onPath('litmus') }, async () => {
+test('litmus (neon) loads the passphrase-less PKCS#12 without a prompt', async () => {
   const alice = issueClientCert(ca, 'alice');
   const srv = await startServer();
   try {
     const out = await withTempFile(toPkcs12(alice, ca.certPem, { friendlyName: 'alice' }), (file) =>
-      runClient('litmus', ['-c', file, `https://127.0.0.1:${srv.port}/dav/`]),
+      runClient('litmus', ['-c', file, `https://127.0.0.1:${srv.port}/dav/`], path.dirname(file)),
     );
     // Only "begin" matters: it loads the certificate. The dummy server fails later DAV checks.
     assert.match(out, /begin\.+ pass/, out);

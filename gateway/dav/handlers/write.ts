@@ -4,7 +4,8 @@ import { acceptBody, hasBody } from '../body.js';
 import { checkWrite, header, pathKey, statResource, writablePath, type DavContext } from '../context.js';
 
 /**
- * PUT: refuses with 507 before reading a byte when Content-Length does not fit the quota; a chunked
+ * PUT: refuses with 507 before reading a byte when Content-Length does not fit the quota (the file it
+ * replaces counts as free, since the new version takes its place); a chunked
  * body is counted as it streams and stopped at the limit. The file appears only when complete.
  */
 export async function put(ctx: DavContext): Promise<void> {
@@ -14,10 +15,12 @@ export async function put(ctx: DavContext): Promise<void> {
   await checkWrite(ctx, [ctx.path, ctx.path.slice(0, -1)]);
   await ctx.user.files.requireParentCollection(segs);
   const declared = declaredLength(ctx);
-  if (declared !== null) await ctx.user.space.reserve(declared);
+  const budget = Math.max(0, (declared ?? 0) - (existing?.size ?? 0));
+  await ctx.user.space.reserve(budget);
   acceptBody(ctx.req, ctx.res);
-  const result = await ctx.user.files.writeFile(segs, ctx.req, prepaid(ctx.user.space, declared ?? 0)).catch((err: unknown) => {
-    throw ctx.req.readableAborted || ctx.req.destroyed ? new KuraError('upload-aborted', 'upload-aborted: the client stopped sending') : err;
+  const result = await ctx.user.files.writeFile(segs, ctx.req, prepaid(ctx.user.space, budget)).catch((err: unknown) => {
+    if (err instanceof KuraError || !(ctx.req.readableAborted || ctx.req.destroyed)) throw err;
+    throw new KuraError('upload-aborted', 'upload-aborted: the client stopped sending');
   });
   const now = await statResource(ctx, ctx.path);
   if (now) ctx.res.setHeader('ETag', now.etag);
