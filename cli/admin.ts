@@ -54,7 +54,12 @@ function usageTable(lines: Awaited<ReturnType<typeof usageReport>>, recount: boo
   const rows = [['USER', 'USED', 'QUOTA', ...(recount ? ['COUNTER WAS', 'CHECK'] : [])]];
   for (const l of lines) {
     const check = l.drift === 0 ? 'counter agreed with the disk' : `counter was off by ${l.drift} bytes; corrected`;
-    rows.push([l.user, formatSize(l.usedBytes), l.quotaBytes === null ? 'no contract' : formatSize(l.quotaBytes), ...(recount ? [formatSize(l.counterBefore ?? 0), check] : [])]);
+    rows.push([
+      l.user,
+      formatSize(l.usedBytes),
+      l.quotaBytes === null ? 'no contract' : formatSize(l.quotaBytes),
+      ...(recount ? [formatSize(l.counterBefore ?? 0), check] : []),
+    ]);
   }
   return table(rows);
 }
@@ -77,27 +82,46 @@ function addCaCommands(admin: Command): void {
 
 function addUserCommands(admin: Command): void {
   const user = admin.command('user').description('users');
-  user.command('add <name>').description('add a user').action(
-    action(async (policy, opts, name: string) => {
-      const u = await policy.users.add(name);
-      report(opts, u, () => `Added user ${u.name}. Next: kura admin contract set ${u.name} --quota 10GiB, then kura admin cert issue ${u.name} --out DIR`);
-    }),
-  );
-  user.command('list').description('list users').action(
-    action(async (policy, opts) => {
-      const users = await policy.users.list();
-      report(opts, users, () =>
-        users.length === 0 ? 'No users yet.' : table([['USER', 'STATUS', 'CREATED'], ...users.map((u) => [u.name, u.disabled ? 'disabled' : 'enabled', u.createdAt])]),
-      );
-    }),
-  );
-  for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
-    user.command(`${verb} <name>`).description(`${verb} a user (takes effect on the next request)`).action(
+  user
+    .command('add <name>')
+    .description('add a user')
+    .action(
       action(async (policy, opts, name: string) => {
-        const u = await policy.users.setDisabled(name, disabled);
-        report(opts, u, () => `User ${u.name} is now ${disabled ? 'disabled' : 'enabled'}.`);
+        const u = await policy.users.add(name);
+        report(
+          opts,
+          u,
+          () =>
+            `Added user ${u.name}. Next: kura admin contract set ${u.name} --quota 10GiB, then kura admin cert issue ${u.name} --out DIR`,
+        );
       }),
     );
+  user
+    .command('list')
+    .description('list users')
+    .action(
+      action(async (policy, opts) => {
+        const users = await policy.users.list();
+        report(opts, users, () =>
+          users.length === 0
+            ? 'No users yet.'
+            : table([['USER', 'STATUS', 'CREATED'], ...users.map((u) => [u.name, u.disabled ? 'disabled' : 'enabled', u.createdAt])]),
+        );
+      }),
+    );
+  for (const [verb, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    user
+      .command(`${verb} <name>`)
+      .description(`${verb} a user (takes effect on the next request)`)
+      .action(
+        action(async (policy, opts, name: string) => {
+          const u = await policy.users.setDisabled(name, disabled);
+          report(opts, u, () => `User ${u.name} is now ${disabled ? 'disabled' : 'enabled'}.`);
+        }),
+      );
   }
 }
 
@@ -119,43 +143,65 @@ function addCertCommands(admin: Command): void {
         await writeFile(join(out, `${name}.key`), issued.keyPem, { mode: 0o600 });
         await writeFile(join(out, `${name}.p12`), issued.p12, { mode: 0o600 });
         await writeFile(join(out, 'ca.pem'), issued.caPem);
-        report(opts, { ...issued.record, out }, () =>
-          `Issued a certificate for ${name} (serial ${issued.serial}, valid until ${issued.record.notAfter}).\nWrote ${name}.pem, ${name}.key, ${name}.p12 (no passphrase) and ca.pem to ${out}/`,
+        report(
+          opts,
+          { ...issued.record, out },
+          () =>
+            `Issued a certificate for ${name} (serial ${issued.serial}, valid until ${issued.record.notAfter}).\nWrote ${name}.pem, ${name}.key, ${name}.p12 (no passphrase) and ca.pem to ${out}/`,
         );
       }),
     );
-  cert.command('revoke <id>').description('revoke by fingerprint or serial (a unique prefix is enough)').action(
-    action(async (policy, opts, id: string) => {
-      const rec = await policy.certs.revoke(id);
-      report(opts, rec, () => `Revoked certificate ${rec.serial} of ${rec.user}; it is refused from the next request on.`);
-    }),
-  );
-  cert.command('list [name]').description('list certificates').action(
-    action(async (policy, opts, name?: string) => {
-      const certs = await policy.certs.list(name);
-      report(opts, certs, () =>
-        certs.length === 0
-          ? 'No certificates.'
-          : table([['USER', 'SERIAL', 'EXPIRES', 'STATUS'], ...certs.map((c) => [c.user, c.serial, c.notAfter, c.revokedAt ? `revoked ${c.revokedAt}` : Date.parse(c.notAfter) < Date.now() ? 'expired' : 'valid'])]),
-      );
-    }),
-  );
+  cert
+    .command('revoke <id>')
+    .description('revoke by fingerprint or serial (a unique prefix is enough)')
+    .action(
+      action(async (policy, opts, id: string) => {
+        const rec = await policy.certs.revoke(id);
+        report(opts, rec, () => `Revoked certificate ${rec.serial} of ${rec.user}; it is refused from the next request on.`);
+      }),
+    );
+  cert
+    .command('list [name]')
+    .description('list certificates')
+    .action(
+      action(async (policy, opts, name?: string) => {
+        const certs = await policy.certs.list(name);
+        report(opts, certs, () =>
+          certs.length === 0
+            ? 'No certificates.'
+            : table([
+                ['USER', 'SERIAL', 'EXPIRES', 'STATUS'],
+                ...certs.map((c) => [
+                  c.user,
+                  c.serial,
+                  c.notAfter,
+                  c.revokedAt ? `revoked ${c.revokedAt}` : Date.parse(c.notAfter) < Date.now() ? 'expired' : 'valid',
+                ]),
+              ]),
+        );
+      }),
+    );
 }
 
 function addAppPasswordCommands(admin: Command): void {
   const pw = admin.command('app-password').description('app passwords for clients without certificates');
-  pw.command('add <name>').description('create an app password (shown once)').option('--label <text>', 'what it is for', 'app password').action(
-    action(async (policy, opts, name: string) => {
-      const created = await policy.appPasswords.add(name, (opts as Common & { label: string }).label);
-      report(opts, created, () => `App password ${created.id} for ${name} (shown only now):\n${created.password}`);
-    }),
-  );
-  pw.command('revoke <name> [id]').description('revoke one app password, or all of the user\'s').action(
-    action(async (policy, opts, name: string, id?: string) => {
-      const n = await policy.appPasswords.revoke(name, id);
-      report(opts, { revoked: n }, () => `Revoked ${n} app password${n === 1 ? '' : 's'} of ${name}.`);
-    }),
-  );
+  pw.command('add <name>')
+    .description('create an app password (shown once)')
+    .option('--label <text>', 'what it is for', 'app password')
+    .action(
+      action(async (policy, opts, name: string) => {
+        const created = await policy.appPasswords.add(name, (opts as Common & { label: string }).label);
+        report(opts, created, () => `App password ${created.id} for ${name} (shown only now):\n${created.password}`);
+      }),
+    );
+  pw.command('revoke <name> [id]')
+    .description("revoke one app password, or all of the user's")
+    .action(
+      action(async (policy, opts, name: string, id?: string) => {
+        const n = await policy.appPasswords.revoke(name, id);
+        report(opts, { revoked: n }, () => `Revoked ${n} app password${n === 1 ? '' : 's'} of ${name}.`);
+      }),
+    );
 }
 
 function addContractCommands(admin: Command): void {
@@ -176,14 +222,17 @@ function addContractCommands(admin: Command): void {
         report(opts, c, () => `Contract of ${name} saved.\n${describeContract(c)}`);
       }),
     );
-  contract.command('show <name>').description('show a contract').action(
-    action(async (policy, opts, name: string) => {
-      await policy.users.get(name);
-      const c = await policy.contracts.find(name);
-      if (!c) throw new KuraError('not-found', `${name} has no contract: set one with kura admin contract set ${name} --quota 10GiB`);
-      report(opts, c, () => describeContract(c));
-    }),
-  );
+  contract
+    .command('show <name>')
+    .description('show a contract')
+    .action(
+      action(async (policy, opts, name: string) => {
+        await policy.users.get(name);
+        const c = await policy.contracts.find(name);
+        if (!c) throw new KuraError('not-found', `${name} has no contract: set one with kura admin contract set ${name} --quota 10GiB`);
+        report(opts, c, () => describeContract(c));
+      }),
+    );
 }
 
 function contractChange(o: Record<string, string | undefined>): ContractChange {

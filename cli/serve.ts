@@ -24,7 +24,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const gateway = await startGateway({ policy, tls, host: opts.host, port }).catch(async (err: unknown) => {
     await policy.close();
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new KuraError('bad-request', `port ${port} on ${opts.host} is already in use: choose another with --port`);
+    if (code === 'EADDRINUSE')
+      throw new KuraError('bad-request', `port ${port} on ${opts.host} is already in use: choose another with --port`);
     if (code === 'EACCES') throw new KuraError('bad-request', `not allowed to listen on port ${port}: choose one above 1024 with --port`);
     throw err;
   });
@@ -33,7 +34,10 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (demo) console.log('\n' + demoInstructions(gateway.url, demo) + '\n');
   const stop = () => {
     console.log('Stopping the gateway…');
-    void gateway.close().then(() => policy.close()).then(() => process.exit(0));
+    void gateway
+      .close()
+      .then(() => policy.close())
+      .then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

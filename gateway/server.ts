@@ -65,7 +65,10 @@ function requestLog(logger: Logger) {
     customLogLevel: (_req: Request, res: Response, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
     serializers: {
       req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url }),
-      res: (res: { statusCode: number; headers: Record<string, unknown> }) => ({ status: res.statusCode, bytes: Number(res.headers['content-length'] ?? 0) }),
+      res: (res: { statusCode: number; headers: Record<string, unknown> }) => ({
+        status: res.statusCode,
+        bytes: Number(res.headers['content-length'] ?? 0),
+      }),
     },
   } as unknown as Parameters<typeof pinoHttp>[0]);
 }

@@ -39,7 +39,16 @@ const FILES = 'files';
 const VIRTUAL_FOLDERS = ['files', 'snapshots'];
 
 function virtualFolder(path: string[], name: string): Resource {
-  return { path, name, type: 'collection', size: 0, mtime: started, birthtime: started, etag: `"v-${started.getTime().toString(16)}"`, writable: false };
+  return {
+    path,
+    name,
+    type: 'collection',
+    size: 0,
+    mtime: started,
+    birthtime: started,
+    etag: `"v-${started.getTime().toString(16)}"`,
+    writable: false,
+  };
 }
 
 /** The resource at path, or null. */
@@ -123,10 +132,7 @@ export async function checkWrite(ctx: DavContext, paths: string[][], deep: strin
   await checkIfHeader(ctx);
   const tokens = ctx.ifLists ? submittedTokens(ctx.ifLists) : new Set<string>();
   const area = ctx.user.id;
-  const locks = [
-    ...paths.flatMap((p) => ctx.locks.covering(area, pathKey(p))),
-    ...deep.flatMap((p) => ctx.locks.within(area, pathKey(p))),
-  ];
+  const locks = [...paths.flatMap((p) => ctx.locks.covering(area, pathKey(p))), ...deep.flatMap((p) => ctx.locks.within(area, pathKey(p)))];
   const held = (l: { token: string }) => tokens.has(l.token);
   const blocked = locks.some((l) =>
     l.scope === 'exclusive' ? !held(l) : !locks.some((o) => o.scope === 'shared' && o.root === l.root && held(o)),

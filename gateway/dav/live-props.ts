@@ -49,7 +49,12 @@ export async function liveProp(ctx: DavContext, r: Resource, local: string): Pro
     case 'getcontenttype':
       return file ? el(local, contentTypeOf(r.name)) : null;
     case 'supportedlock':
-      return el(local, ['exclusive', 'shared'].map((s) => `<D:lockentry><D:lockscope><D:${s}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`).join(''));
+      return el(
+        local,
+        ['exclusive', 'shared']
+          .map((s) => `<D:lockentry><D:lockscope><D:${s}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`)
+          .join(''),
+      );
     case 'lockdiscovery':
       return el(local, ctx.locks.covering(ctx.user.id, pathKey(r.path)).map(activeLockXml).join(''));
     case 'quota-used-bytes':

@@ -48,7 +48,10 @@ export class Certificates {
   }
 
   /** Issues a client certificate for an existing user and registers its fingerprint. */
-  async issue(userName: string, opts: { days?: number; notBefore?: Date; notAfter?: Date; extKeyUsage?: 'clientAuth' | 'serverAuth' } = {}): Promise<IssuedClientCert> {
+  async issue(
+    userName: string,
+    opts: { days?: number; notBefore?: Date; notAfter?: Date; extKeyUsage?: 'clientAuth' | 'serverAuth' } = {},
+  ): Promise<IssuedClientCert> {
     await this.users.get(userName);
     const ca = await this.loadCa();
     const cert = issueClientCert(ca, userName, opts);

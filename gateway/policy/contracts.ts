@@ -51,7 +51,10 @@ export class Contracts {
 }
 
 function validateChange(change: ContractChange): void {
-  for (const [field, value] of [['validFrom', change.validFrom], ['validUntil', change.validUntil]] as const) {
+  for (const [field, value] of [
+    ['validFrom', change.validFrom],
+    ['validUntil', change.validUntil],
+  ] as const) {
     if (value && Number.isNaN(Date.parse(value))) {
       throw new KuraError('bad-request', `${field} is not a date: ${value} (use e.g. 2026-01-31 or an ISO time)`);
     }
@@ -59,7 +62,11 @@ function validateChange(change: ContractChange): void {
   if (change.status && !contractStatuses.includes(change.status)) {
     throw new KuraError('bad-request', `status must be one of ${contractStatuses.join(', ')}`);
   }
-  for (const [name, n] of [['quota', change.quotaBytes], ['max-snapshots', change.maxSnapshots], ['sessions-per-day', change.sessionsPerDay]] as const) {
+  for (const [name, n] of [
+    ['quota', change.quotaBytes],
+    ['max-snapshots', change.maxSnapshots],
+    ['sessions-per-day', change.sessionsPerDay],
+  ] as const) {
     if (n !== undefined && n !== null && (!Number.isSafeInteger(n) || n < 0)) {
       throw new KuraError('bad-request', `${name} must be a whole number of 0 or more`);
     }

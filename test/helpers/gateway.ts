@@ -51,7 +51,15 @@ export async function startTestGateway(): Promise<TestGateway> {
       await policy.contracts.set(name, { quotaBytes: 1024 ** 3, ...contract });
       const cert = await policy.certs.issue(name);
       const { password } = await policy.appPasswords.add(name, 'test');
-      return { name, id: user.id, certPem: cert.certPem, keyPem: cert.keyPem, p12: cert.p12, fingerprint256: cert.fingerprint256, password };
+      return {
+        name,
+        id: user.id,
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+        p12: cert.p12,
+        fingerprint256: cert.fingerprint256,
+        password,
+      };
     },
     filesDir(user) {
       return areaLayout(policy.layout, user.id).files;
@@ -97,7 +105,8 @@ export function dav(gw: TestGateway, req: DavRequest): Promise<DavResponse> {
   const cert = req.cert ?? (req.user && req.as !== 'password' ? req.user : undefined);
   if (cert) Object.assign(opts, { cert: cert.certPem, key: cert.keyPem });
   if (req.user && req.as === 'password') {
-    (opts.headers as Record<string, string>).authorization = 'Basic ' + Buffer.from(`${req.user.name}:${req.user.password}`).toString('base64');
+    (opts.headers as Record<string, string>).authorization =
+      'Basic ' + Buffer.from(`${req.user.name}:${req.user.password}`).toString('base64');
   }
   return new Promise((resolve, reject) => {
     const r = httpsRequest(opts, (res) => {

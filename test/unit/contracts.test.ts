@@ -15,7 +15,10 @@ const base: ContractRecord = {
   updatedAt: '2026-01-01T00:00:00.000Z',
 };
 const refusedWith = (c: ContractRecord | undefined, at: string, code: string) =>
-  assert.throws(() => checkContract(c, new Date(at)), (e: unknown) => e instanceof KuraError && e.code === code && e.message.startsWith(code));
+  assert.throws(
+    () => checkContract(c, new Date(at)),
+    (e: unknown) => e instanceof KuraError && e.code === code && e.message.startsWith(code),
+  );
 
 describe('contract checks', () => {
   it('admits an active contract inside its validity', () => {

@@ -26,7 +26,11 @@ describe('If header (RFC 4918 §10.4)', () => {
   });
   it('refuses malformed headers with bad-request instead of guessing', () => {
     for (const h of ['(<foo', 'garbage', '()', '(<not a uri>)', '<http://x/a>', '(["unterminated)']) {
-      assert.throws(() => parseIfHeader(h), (e: unknown) => e instanceof KuraError && e.code === 'bad-request', h);
+      assert.throws(
+        () => parseIfHeader(h),
+        (e: unknown) => e instanceof KuraError && e.code === 'bad-request',
+        h,
+      );
     }
   });
 });

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { encodePath, parseUrlPath } from '../../gateway/storage/paths.js';
 import { KuraError } from '../../gateway/errors.js';
 
-const refused = (raw: string) => assert.throws(() => parseUrlPath(raw), (e: unknown) => e instanceof KuraError && e.code === 'bad-path', raw);
+const refused = (raw: string) =>
+  assert.throws(
+    () => parseUrlPath(raw),
+    (e: unknown) => e instanceof KuraError && e.code === 'bad-path',
+    raw,
+  );
 
 describe('URL path validation', () => {
   it('splits and decodes ordinary paths', () => {

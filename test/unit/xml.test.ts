@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { parseXml, serialize } from '../../gateway/dav/xml.js';
 import { KuraError } from '../../gateway/errors.js';
 
-const badXml = (text: string) => assert.throws(() => parseXml(text), (e: unknown) => e instanceof KuraError && e.code === 'bad-xml');
+const badXml = (text: string) =>
+  assert.throws(
+    () => parseXml(text),
+    (e: unknown) => e instanceof KuraError && e.code === 'bad-xml',
+  );
 
 describe('request XML parsing', () => {
   it('resolves namespaces, including the null namespace', () => {

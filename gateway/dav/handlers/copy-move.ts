@@ -14,13 +14,15 @@ export async function copyOrMove(ctx: DavContext): Promise<void> {
   const source = await statResource(ctx, ctx.path);
   if (!source) throw new KuraError('not-found', 'no such file or folder');
   const depth = header(ctx.req, 'depth') ?? 'infinity';
-  if (depth !== 'infinity' && (isMove || depth !== '0')) throw new KuraError('bad-request', `bad-request: ${ctx.req.method} does not take Depth: ${depth}`);
+  if (depth !== 'infinity' && (isMove || depth !== '0'))
+    throw new KuraError('bad-request', `bad-request: ${ctx.req.method} does not take Depth: ${depth}`);
   if (pathKey(from) === pathKey(to)) throw new KuraError('forbidden', 'forbidden: source and destination are the same');
   if (pathKey(to).startsWith(pathKey(from) + '/')) throw new KuraError('conflict', 'conflict: cannot copy or move a folder into itself');
   await ctx.user.files.requireParentCollection(to);
   const existing = await statResource(ctx, destPath);
   const overwrite = (header(ctx.req, 'overwrite') ?? 'T').toUpperCase();
-  if (existing && overwrite === 'F') throw new KuraError('precondition-failed', 'precondition-failed: the destination exists and Overwrite is F');
+  if (existing && overwrite === 'F')
+    throw new KuraError('precondition-failed', 'precondition-failed: the destination exists and Overwrite is F');
   const writes = isMove ? [ctx.path, ctx.path.slice(0, -1), destPath, destPath.slice(0, -1)] : [destPath, destPath.slice(0, -1)];
   await checkWrite(ctx, writes, isMove ? [ctx.path, destPath] : [destPath]);
   if (existing) await removeDestination(ctx, to, destPath);

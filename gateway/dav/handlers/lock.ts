@@ -27,7 +27,14 @@ export async function lock(ctx: DavContext): Promise<void> {
     await ctx.user.files.writeFile(segs, emptyBody(), ctx.user.space);
     created = true;
   }
-  const lock = ctx.locks.create({ area: ctx.user.id, root: pathKey(ctx.path), depth, scope: info.scope, ownerXml: info.ownerXml, timeoutSeconds: timeout });
+  const lock = ctx.locks.create({
+    area: ctx.user.id,
+    root: pathKey(ctx.path),
+    depth,
+    scope: info.scope,
+    ownerXml: info.ownerXml,
+    timeoutSeconds: timeout,
+  });
   ctx.res.setHeader('Lock-Token', `<${lock.token}>`);
   sendLockDiscovery(ctx, created ? 201 : 200, lock);
 }

@@ -56,7 +56,9 @@ async function describe(ctx: DavContext, r: Resource, request: Request): Promise
   for (const name of wanted) {
     if (seen.has(propKey(name))) continue;
     seen.add(propKey(name));
-    const value = isLive(name) ? await liveProp(ctx, r, name.local) : (dead.find((d) => d.ns === name.ns && d.name === name.local)?.xml ?? null);
+    const value = isLive(name)
+      ? await liveProp(ctx, r, name.local)
+      : (dead.find((d) => d.ns === name.ns && d.name === name.local)?.xml ?? null);
     if (value !== null) found.push(value);
     else if (request.kind === 'prop') missing.push(emptyProp(name));
   }

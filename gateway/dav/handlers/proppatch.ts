@@ -26,7 +26,15 @@ export async function proppatch(ctx: DavContext): Promise<void> {
   const names = (list: Instruction[]) => list.map((i) => emptyElement(i.prop));
   if (protectedOnes.length > 0) {
     const others = instructions.filter((i) => !protectedOnes.includes(i));
-    sendMultistatus(ctx.res, multistatus([propstat(hrefOf(resource), [{ status: 403, props: names(protectedOnes) }, { status: 424, props: names(others) }])]));
+    sendMultistatus(
+      ctx.res,
+      multistatus([
+        propstat(hrefOf(resource), [
+          { status: 403, props: names(protectedOnes) },
+          { status: 424, props: names(others) },
+        ]),
+      ]),
+    );
     return;
   }
   const props = applyInstructions(await ctx.user.props.get(segs), instructions);
