@@ -43,8 +43,8 @@ function prepaid(guard: SpaceGuard, budget: number): SpaceGuard {
   return {
     reserve: async (bytes) => {
       const fromBudget = Math.min(left, bytes);
-      left -= fromBudget;
       await guard.reserve(bytes - fromBudget);
+      left -= fromBudget;
     },
     release: async (bytes) => {
       const unspent = left;
