@@ -20,7 +20,7 @@ export async function usageReport(policy: Policy, recount: boolean): Promise<Usa
     const line: UsageLine = { user: user.name, usedBytes: await policy.usage.get(user.name), quotaBytes: contract?.quotaBytes ?? null };
     if (recount) {
       const dirs = areaLayout(policy.layout, user.id);
-      const measured = await new FileArea(dirs.files, dirs.tmp).sizeOf([]);
+      const measured = (await new FileArea(dirs.files, dirs.tmp).sizeOf([])) + (await new FileArea(dirs.kura, dirs.tmp).sizeOf([]));
       const before = await policy.usage.reset(user.name, measured);
       Object.assign(line, { usedBytes: measured, measuredBytes: measured, counterBefore: before, drift: measured - before });
     }

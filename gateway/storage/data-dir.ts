@@ -22,7 +22,19 @@ export function dataLayout(root: string): DataLayout {
 }
 
 /** The folders of one user's private area. The id is opaque and never derived from a URL. */
-export function areaLayout(layout: DataLayout, userId: string): { files: string; props: string; tmp: string } {
+export interface AreaDirs {
+  /** /files/: the user's plain folder. */
+  files: string;
+  /** /.kura/: packs, snapshot records, keys and the repository config, as the agent PUT them. */
+  kura: string;
+  /** The gateway's own bookkeeping for the area (the blob index); never served as is. */
+  meta: string;
+  props: string;
+  tmp: string;
+}
+
+export function areaLayout(layout: DataLayout, userId: string): AreaDirs {
   const base = join(layout.areasDir, userId);
-  return { files: join(base, 'files'), props: join(base, 'props'), tmp: join(base, 'tmp') };
+  const dir = (name: string) => join(base, name);
+  return { files: dir('files'), kura: dir('kura'), meta: dir('meta'), props: dir('props'), tmp: dir('tmp') };
 }

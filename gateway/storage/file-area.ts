@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KuraError } from '../errors.js';
-import { SpaceMeter } from './space-meter.js';
+import { SpaceMeter, type SpaceGuard } from './space-meter.js';
 
 export type EntryType = 'file' | 'collection';
 
@@ -18,13 +18,15 @@ export interface Entry {
   etag: string;
 }
 
-/**
- * Reserves space before bytes are stored and gives it back when they are not.
- * reserve() throws KuraError('quota-exceeded') when the bytes do not fit; release() never throws.
- */
-export interface SpaceGuard {
-  reserve(bytes: number): Promise<void>;
-  release(bytes: number): Promise<void>;
+export type { SpaceGuard };
+
+/** Optional steps of a write: see each bytes as it streams, check the whole before it becomes visible. */
+export interface WriteHooks {
+  observe?: (chunk: Buffer) => void;
+  /** Runs on the complete, fsynced temp file; throwing refuses the write and leaves nothing behind. */
+  verify?: (tmpPath: string, size: number) => Promise<void>;
+  /** Creates missing parent folders first (for the agent's protocol area, never for /files/). */
+  createParents?: boolean;
 }
 
 /** What a completed write did, for the caller's status code and accounting. */
@@ -94,7 +96,8 @@ export class FileArea {
    * is stopped the moment it crosses the quota), fsyncs, then renames over the target. On any failure
    * the temp file is removed, the reservation released, and the old version stays untouched.
    */
-  async writeFile(segs: readonly string[], body: Readable, guard: SpaceGuard): Promise<WriteResult> {
+  async writeFile(segs: readonly string[], body: Readable, guard: SpaceGuard, hooks: WriteHooks = {}): Promise<WriteResult> {
+    if (hooks.createParents) await this.makeParents(segs);
     await this.requireParentCollection(segs);
     const existing = await this.stat(segs);
     if (existing?.type === 'collection') throw new KuraError('conflict', 'a folder has that name');
@@ -107,6 +110,7 @@ export class FileArea {
         meter.take(chunk.length).then(
           () => {
             size += chunk.length;
+            hooks.observe?.(chunk);
             done(null, chunk);
           },
           (err: unknown) => done(err as Error),
@@ -116,6 +120,7 @@ export class FileArea {
     try {
       await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
       await fsyncFile(tmp);
+      await hooks.verify?.(tmp, size);
       await this.replace(segs, tmp);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -176,6 +181,15 @@ export class FileArea {
     await this.requireParentCollection(to);
     await this.unlinkStray(to);
     await rename(this.abs(from), this.abs(to));
+  }
+
+  private async makeParents(segs: readonly string[]): Promise<void> {
+    for (let i = 1; i < segs.length; i++) {
+      const dir = segs.slice(0, i);
+      const entry = await this.stat(dir);
+      if (!entry) await mkdir(this.abs(dir)).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+      else if (entry.type !== 'collection') throw new KuraError('conflict', 'a file is in the way');
+    }
   }
 
   /** Throws conflict unless the parent of segs is an existing collection. */

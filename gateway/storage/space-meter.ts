@@ -1,4 +1,11 @@
-import type { SpaceGuard } from './file-area.js';
+/**
+ * Reserves space before bytes are stored and gives it back when they are not.
+ * reserve() throws KuraError('quota-exceeded') when the bytes do not fit; release() never throws.
+ */
+export interface SpaceGuard {
+  reserve(bytes: number): Promise<void>;
+  release(bytes: number): Promise<void>;
+}
 
 const BLOCK = 4 << 20;
 
