@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Policy } from '../gateway/policy/policy.js';
+import type { Policy } from '../gateway/policy/policy.js';
 import { formatSize, parseSize, type ContractChange } from '../gateway/policy/contracts.js';
-import { usageReport } from '../gateway/policy/recount.js';
+import type { UsageLine } from '../gateway/policy/recount.js';
 import { contractStatuses, type ContractStatus } from '../gateway/policy/records.js';
 import { KuraError } from '../gateway/errors.js';
 import { fail, report, table, type OutputOptions } from './output.js';
@@ -17,6 +17,8 @@ function action<A extends unknown[]>(fn: (policy: Policy, opts: Common, ...args:
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
     const opts = cmd.optsWithGlobals<Common>();
+    // Loaded on demand so agent commands do not pay for the gateway's modules.
+    const { Policy } = await import('../gateway/policy/policy.js');
     const policy = await Policy.open(resolve(opts.data));
     try {
       await fn(policy, opts, ...(args.slice(0, -2) as A));
@@ -43,13 +45,14 @@ export function addAdminCommands(program: Command): void {
     .action(
       action(async (policy, opts) => {
         const recount = Boolean((opts as Common & { recount?: boolean }).recount);
+        const { usageReport } = await import('../gateway/policy/recount.js');
         const lines = await usageReport(policy, recount);
         report(opts, lines, () => usageTable(lines, recount));
       }),
     );
 }
 
-function usageTable(lines: Awaited<ReturnType<typeof usageReport>>, recount: boolean): string {
+function usageTable(lines: UsageLine[], recount: boolean): string {
   if (lines.length === 0) return 'No users yet.';
   const rows = [['USER', 'USED', 'QUOTA', ...(recount ? ['COUNTER WAS', 'CHECK'] : [])]];
   for (const l of lines) {

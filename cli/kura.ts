@@ -1,17 +1,27 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { addAdminCommands } from './admin.js';
+import { addAgentCommands } from './agent-commands.js';
 import { fail } from './output.js';
-import { serve } from './serve.js';
 
 const program = new Command();
-program.name('kura').description('Kura: a WebDAV backup gateway').version('0.1.0');
+program.name('kura').description('Kura: a WebDAV backup gateway and its backup agent').version('0.1.0');
 program
   .command('serve')
   .description('start the gateway (creates a development CA and a demo user on an empty data folder)')
   .option('--data <dir>', 'data folder', './kura-data')
   .option('--port <n>', 'port', '8443')
   .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .action((opts: { data: string; port: string; host: string }) => serve(opts).catch((e: unknown) => fail(e)));
+  .action(async (opts: { data: string; port: string; host: string }) => {
+    const { serve } = await import('./serve.js');
+    await serve(opts).catch((e: unknown) => fail(e));
+  });
 addAdminCommands(program);
+addAgentCommands(program, async (fn, json) => {
+  try {
+    await fn();
+  } catch (err) {
+    fail(err, { json });
+  }
+});
 await program.parseAsync(process.argv);

@@ -11,7 +11,7 @@ export function report(opts: OutputOptions, data: unknown, human: () => string):
 
 /** Prints a failure in plain words (the KuraError message, without a stack) and sets the exit code. */
 export function fail(err: unknown, opts: OutputOptions = {}): void {
-  const message = err instanceof KuraError ? err.message : err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : String(err);
   const code = err instanceof KuraError ? err.code : 'error';
   if (opts.json) process.stdout.write(JSON.stringify({ error: code, message }) + '\n');
   else process.stderr.write(`kura: ${message}\n`);

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import { KuraError } from '../errors.js';
 import type { DeadPropStore } from '../storage/dead-props.js';
+import type { BlobIndex } from '../storage/blob-index.js';
 import type { Entry, FileArea, SpaceGuard } from '../storage/file-area.js';
 import { encodePath, parseUrlPath } from '../storage/paths.js';
 import type { LockManager } from './locks.js';
@@ -11,6 +12,9 @@ export interface UserSpace {
   id: string;
   userName: string;
   files: FileArea;
+  /** The agent's protocol area /.kura/ (packs, snapshot records, keys, config): read-only to DAV verbs. */
+  kura: FileArea;
+  index: BlobIndex;
   props: DeadPropStore;
   space: SpaceGuard;
   quotaBytes: number;
@@ -36,6 +40,8 @@ export interface Resource extends Entry {
 
 const started = new Date();
 const FILES = 'files';
+const KURA = '.kura';
+/** The root lists these; /.kura/ exists too but stays out of casual browsing. */
 const VIRTUAL_FOLDERS = ['files', 'snapshots'];
 
 function virtualFolder(path: string[], name: string): Resource {
@@ -55,9 +61,16 @@ function virtualFolder(path: string[], name: string): Resource {
 export async function statResource(ctx: DavContext, path: string[]): Promise<Resource | null> {
   if (path.length === 0) return virtualFolder(path, '');
   if (path.length === 1 && path[0] === 'snapshots') return virtualFolder(path, 'snapshots');
+  if (path[0] === KURA) return statKura(ctx, path);
   if (path[0] !== FILES) return null;
   const entry = await ctx.user.files.stat(path.slice(1));
   return entry ? { ...entry, name: path.length === 1 ? FILES : entry.name, path, writable: true } : null;
+}
+
+async function statKura(ctx: DavContext, path: string[]): Promise<Resource | null> {
+  if (path.length === 1) return virtualFolder(path, KURA);
+  const entry = await ctx.user.kura.stat(path.slice(1));
+  return entry ? { ...entry, path, writable: false } : null;
 }
 
 /** The members of a collection resource. */
@@ -65,6 +78,10 @@ export async function listResources(ctx: DavContext, path: string[]): Promise<Re
   if (path.length === 0) {
     const found = await Promise.all(VIRTUAL_FOLDERS.map((n) => statResource(ctx, [n])));
     return found.filter((r): r is Resource => r !== null);
+  }
+  if (path[0] === KURA) {
+    const entries = await ctx.user.kura.list(path.slice(1));
+    return entries.map((e) => ({ ...e, path: [...path, e.name], writable: false }));
   }
   if (path[0] !== FILES) return [];
   const entries = await ctx.user.files.list(path.slice(1));

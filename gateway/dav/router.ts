@@ -6,7 +6,11 @@ import { areaLayout, type DataLayout } from '../storage/data-dir.js';
 import { FileArea } from '../storage/file-area.js';
 import { parseUrlPath } from '../storage/paths.js';
 import { readIfHeader, type DavContext, type UserSpace } from './context.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlobIndex } from '../storage/blob-index.js';
 import { copyOrMove } from './handlers/copy-move.js';
+import { deleteKura, putKura } from './handlers/kura.js';
 import { lock, unlock } from './handlers/lock.js';
 import { propfind } from './handlers/propfind.js';
 import { proppatch } from './handlers/proppatch.js';
@@ -68,16 +72,25 @@ async function run(req: Request, res: Response, deps: DavDeps, locks: LockManage
   }
   const user = await openSpace(deps, admission, prepared);
   const ctx: DavContext = { req, res, user, locks, path, ifLists: readIfHeader(req) };
-  await handler(ctx);
+  await (path[0] === '.kura' ? (kuraHandler(req.method) ?? handler) : handler)(ctx);
+}
+
+/** The agent's protocol area has its own PUT, DELETE and index; other verbs see it read-only. */
+function kuraHandler(method: string): Handler | undefined {
+  return ({ PUT: putKura, DELETE: deleteKura } as Record<string, Handler>)[method];
 }
 
 async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<string, Promise<void>>): Promise<UserSpace> {
   const { user } = admission.principal;
   const dirs = areaLayout(deps.layout, user.id);
   const files = new FileArea(dirs.files, dirs.tmp);
+  const kura = new FileArea(dirs.kura, dirs.tmp);
   let ready = prepared.get(user.id);
   if (!ready) {
-    ready = files.prepare();
+    ready = files
+      .prepare()
+      .then(() => mkdir(dirs.kura, { recursive: true }))
+      .then(() => undefined);
     prepared.set(user.id, ready);
   }
   await ready;
@@ -85,6 +98,8 @@ async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<stri
     id: user.id,
     userName: user.name,
     files,
+    kura,
+    index: new BlobIndex(join(dirs.meta, 'index.ndjson')),
     props: new DeadPropStore(dirs.props),
     space: admission.space,
     quotaBytes: admission.contract.quotaBytes,

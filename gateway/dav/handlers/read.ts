@@ -2,6 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { KuraError } from '../../errors.js';
 import { header, hrefOf, listResources, statResource, type DavContext, type Resource } from '../context.js';
 import { contentTypeOf } from '../live-props.js';
+import { getIndex } from './kura.js';
 import { escapeText } from '../xml.js';
 
 export const ALLOWED_METHODS = 'OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK';
@@ -20,6 +21,7 @@ export async function options(ctx: DavContext): Promise<void> {
  * the total size) and conditional requests; a collection answers a small HTML listing.
  */
 export async function get(ctx: DavContext): Promise<void> {
+  if (ctx.path.length === 2 && ctx.path[0] === '.kura' && ctx.path[1] === 'index') return getIndex(ctx);
   const r = await statResource(ctx, ctx.path);
   if (!r) throw new KuraError('not-found', 'no such file or folder');
   const res = ctx.res;
@@ -45,7 +47,8 @@ export async function get(ctx: DavContext): Promise<void> {
     res.end();
     return;
   }
-  await pipeline(ctx.user.files.openRead(r.path.slice(1), start, end), res);
+  const area = r.path[0] === '.kura' ? ctx.user.kura : ctx.user.files;
+  await pipeline(area.openRead(r.path.slice(1), start, end), res);
 }
 
 function notModified(ctx: DavContext, r: Resource): boolean {

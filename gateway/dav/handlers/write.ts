@@ -38,7 +38,7 @@ function declaredLength(ctx: DavContext): number | null {
  * A guard over space already reserved for the declared length: the first `budget` bytes are paid
  * for, later ones reserved as they come, and a release gives back the unspent budget too.
  */
-function prepaid(guard: SpaceGuard, budget: number): SpaceGuard {
+export function prepaid(guard: SpaceGuard, budget: number): SpaceGuard {
   let left = budget;
   return {
     reserve: async (bytes) => {

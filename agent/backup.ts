@@ -1,0 +1,85 @@
+import { encodeSnapshot } from '../format/index.js';
+import { Archiver, type ArchiveTotals } from './archiver.js';
+import { Packer } from './packer.js';
+import type { Repository, SnapshotInfo } from './repository.js';
+import { BlobReader, packPath, TreeLoader } from './trees.js';
+
+export interface BackupOptions {
+  folders: string[];
+  host: string;
+  type: 'incremental' | 'full';
+  exclude: string[];
+  isCancelled: () => boolean;
+  onFile?: (totals: ArchiveTotals, bytes: number) => void;
+  onUploaded?: (bytes: number) => void;
+  onWarning?: (path: string, err: unknown) => void;
+}
+
+export interface BackupResult {
+  snapshotId: string;
+  parent: string | null;
+  totals: ArchiveTotals & { bytesUploaded: number; packs: number; durationMs: number };
+}
+
+/**
+ * One backup: scan → chunk → ids → skip what the gateway holds → pack and PUT the rest → PUT the
+ * snapshot record, which commits it. An interrupted run leaves its finished packs indexed on the
+ * gateway, so the next run uploads only what is still missing.
+ */
+export async function runBackup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
+  const started = performance.now();
+  const index = await repo.index();
+  const blobs = new BlobReader(repo.remote, index, repo.codec);
+  const parent = opts.type === 'full' ? null : latestOf(await repo.snapshots(opts.host));
+  const parentRoot = parent ? repo.body(parent).tree : null;
+  const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);
+  const archiver = new Archiver({
+    codec: repo.codec,
+    known: new Set(index.keys()),
+    packer,
+    parentTrees: new TreeLoader(blobs),
+    exclude: opts.exclude,
+    isCancelled: opts.isCancelled,
+    onFile: opts.onFile,
+    onWarning: opts.onWarning,
+  });
+  let root: string;
+  try {
+    root = await archiver.archive(opts.folders, parentRoot);
+    await packer.finish();
+  } catch (err) {
+    await packer.drain();
+    throw err;
+  }
+  const totals = {
+    ...archiver.totals,
+    bytesUploaded: packer.uploadedBytes,
+    packs: packer.uploadedPacks,
+    durationMs: Math.round(performance.now() - started),
+  };
+  const { id, bytes } = encodeSnapshot(
+    { time: new Date().toISOString(), host: opts.host, type: opts.type },
+    { tree: root, paths: opts.folders, parent: parent?.id ?? null, totals: snapshotTotals(totals) },
+    repo.keys,
+  );
+  await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
+  return { snapshotId: id, parent: parent?.id ?? null, totals };
+}
+
+function latestOf(snapshots: SnapshotInfo[]): SnapshotInfo | null {
+  return snapshots[snapshots.length - 1] ?? null;
+}
+
+function snapshotTotals(t: BackupResult['totals']) {
+  return {
+    files: t.files,
+    dirs: t.dirs,
+    bytes: t.bytes,
+    newFiles: t.newFiles,
+    changedFiles: t.changedFiles,
+    unchangedFiles: t.unchangedFiles,
+    bytesRead: t.bytesRead,
+    bytesUploaded: t.bytesUploaded,
+    durationMs: t.durationMs,
+  };
+}

@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import {
+  BlobCodec,
+  decodeConfig,
+  decodeIndex,
+  decodeKeyFile,
+  encodeKeyFile,
+  decodeSnapshotBody,
+  decodeSnapshotEnvelope,
+  encodeConfig,
+  FormatError,
+  generateKeys,
+  unwrapKeys,
+  wrapKeys,
+  type MasterKeys,
+} from '../format/index.js';
+import type { Remote } from './remote.js';
+
+export class RepositoryError extends Error {}
+
+/** One index entry as the gateway reports it. */
+export interface BlobLocation {
+  id: string;
+  pack: string;
+  type: 'd' | 't';
+  offset: number;
+  length: number;
+  plainLength: number;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  host: string;
+  time: string;
+  type: string;
+  encrypted: boolean;
+  bytes: Buffer;
+}
+
+export interface KeySource {
+  passphrase?: string;
+  keyFile?: string;
+}
+
+/**
+ * The user's backup repository as the agent sees it through the gateway: the config, the keys, the
+ * blob index and the snapshot records under /.kura/.
+ */
+export class Repository {
+  private constructor(
+    readonly remote: Remote,
+    readonly keys: MasterKeys | null,
+    readonly codec: BlobCodec,
+  ) {}
+
+  /** Opens an initialised repository with the key source; throws RepositoryError in plain words. */
+  static async open(remote: Remote, source: KeySource): Promise<Repository> {
+    const configBytes = await remote.getFile('/.kura/config');
+    if (!configBytes) throw new RepositoryError('this area has no backup repository yet: run `kura key init` first');
+    const config = decodeConfig(configBytes);
+    const keys = config.encrypted ? await loadKeys(remote, source) : null;
+    return new Repository(remote, keys, new BlobCodec(keys));
+  }
+
+  /** Creates the repository: plaintext, or encrypted with a passphrase (wrapped key kept on the gateway) or a key file. */
+  static async init(
+    remote: Remote,
+    opts: KeySource & { plaintext?: boolean; writeKeyFile?: (json: Buffer) => Promise<void> },
+  ): Promise<void> {
+    if (await remote.getFile('/.kura/config')) throw new RepositoryError('this area already has a backup repository');
+    if (!opts.plaintext) {
+      const keys = generateKeys();
+      if (opts.passphrase) await putWrappedKey(remote, keys, opts.passphrase);
+      else if (opts.writeKeyFile) await opts.writeKeyFile(encodeKeyFile(keys));
+      else throw new RepositoryError('give a passphrase (KURA_PASSPHRASE) or a key file (KURA_KEY_FILE), or choose --plaintext');
+    }
+    await remote.putFile('/.kura/config', encodeConfig({ encrypted: !opts.plaintext }));
+  }
+
+  /** Every indexed blob. */
+  async index(): Promise<Map<string, BlobLocation>> {
+    const page = decodeIndex(await this.remote.getIndex(0));
+    return new Map(page.entries.map((e) => [e.id, e]));
+  }
+
+  /** Snapshot records of one host, or of every host, oldest first. */
+  async snapshots(host?: string): Promise<SnapshotInfo[]> {
+    const hosts = host ? [host] : (await this.remote.list('/.kura/snapshots/')).filter((h) => h !== '');
+    const out: SnapshotInfo[] = [];
+    for (const h of hosts) {
+      for (const id of await this.remote.list(`/.kura/snapshots/${h}/`)) {
+        const bytes = await this.remote.getFile(`/.kura/snapshots/${h}/${id}`);
+        if (!bytes) continue;
+        const env = decodeSnapshotEnvelope(bytes);
+        out.push({ id, host: env.host, time: env.time, type: env.type, encrypted: env.encrypted, bytes });
+      }
+    }
+    return out.sort((a, b) => a.time.localeCompare(b.time));
+  }
+
+  body(snapshot: SnapshotInfo) {
+    return decodeSnapshotBody(decodeSnapshotEnvelope(snapshot.bytes), this.keys);
+  }
+}
+
+async function loadKeys(remote: Remote, source: KeySource): Promise<MasterKeys> {
+  if (source.keyFile) {
+    try {
+      return decodeKeyFile(await readFile(source.keyFile));
+    } catch (err) {
+      throw new RepositoryError(`cannot use the key file ${source.keyFile}: ${(err as Error).message}`);
+    }
+  }
+  if (!source.passphrase) throw new RepositoryError('this repository is encrypted: set KURA_PASSPHRASE or KURA_KEY_FILE');
+  for (const id of await remote.list('/.kura/keys/')) {
+    const record = await remote.getFile(`/.kura/keys/${id}`);
+    if (!record) continue;
+    try {
+      return await unwrapKeys(record, source.passphrase);
+    } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+    }
+  }
+  throw new RepositoryError("wrong passphrase: it opens none of this repository's keys");
+}
+
+/** Wraps the keys under a passphrase and stores the record on the gateway; returns its id. */
+export async function putWrappedKey(remote: Remote, keys: MasterKeys, passphrase: string): Promise<string> {
+  const record = await wrapKeys(keys, passphrase);
+  const id = createHash('sha256').update(record).digest('hex');
+  await remote.putFile(`/.kura/keys/${id}`, record);
+  return id;
+}

@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { TreeEntry } from '../format/index.js';
+import { chunkFile } from './chunker.js';
+import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
+import { BlobReader, packPath, TreeLoader } from './trees.js';
+
+export interface RestoreOptions {
+  target: string;
+  /** Only these paths inside the snapshot (e.g. 'Documents/report.txt'); everything when empty. */
+  paths: string[];
+  onFile?: (done: RestoreCounts) => void;
+  onBytes?: (bytes: number) => void;
+}
+
+export interface RestoreCounts {
+  files: number;
+  restored: number;
+  skipped: number;
+  bytes: number;
+  failed: { path: string; reason: string }[];
+}
+
+interface FilePlan {
+  rel: string;
+  entry: TreeEntry;
+  tmp: string;
+  remaining: number;
+  failed: string | null;
+}
+
+interface Piece {
+  loc: BlobLocation;
+  file: FilePlan;
+  position: number;
+}
+
+const MERGE_GAP = 256 * 1024;
+const MAX_RANGE = 16 << 20;
+
+/**
+ * Restores a snapshot into target: downloads only the byte ranges it needs (ranged GETs on packs,
+ * neighbouring blobs merged), verifies every blob, writes each file under a temporary name and renames
+ * it into place, then sets modes and times. Files already there and verified are skipped, so an
+ * interrupted restore resumes. A damaged blob fails only the files that use it, which are named.
+ */
+export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions): Promise<RestoreCounts> {
+  const index = await repo.index();
+  const blobs = new BlobReader(repo.remote, index, repo.codec);
+  const trees = new TreeLoader(blobs);
+  const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [] };
+  const dirs: { path: string; entry: TreeEntry }[] = [];
+  const plans: FilePlan[] = [];
+  await walk(trees, repo.body(snapshot).tree, '', async (rel, entry) => {
+    if (!selected(rel, opts.paths)) return;
+    const path = join(opts.target, rel);
+    if (entry.type === 'dir') {
+      await mkdir(path, { recursive: true });
+      dirs.push({ path, entry });
+    } else if (entry.type === 'symlink') {
+      await mkdir(dirname(path), { recursive: true });
+      await rm(path, { force: true });
+      await symlink(entry.target ?? '', path);
+    } else {
+      counts.files++;
+      await mkdir(dirname(path), { recursive: true });
+      if (await alreadyRestored(path, entry, repo)) {
+        counts.skipped++;
+        opts.onFile?.(counts);
+      } else
+        plans.push({ rel, entry, tmp: join(dirname(path), `.kura-restore-${randomBytes(6).toString('hex')}`), remaining: 0, failed: null });
+    }
+  });
+  await restoreFiles(plans, index, blobs, repo, opts, counts);
+  for (const d of dirs.reverse()) await setMeta(d.path, d.entry);
+  return counts;
+}
+
+async function restoreFiles(
+  plans: FilePlan[],
+  index: Map<string, BlobLocation>,
+  blobs: BlobReader,
+  repo: Repository,
+  opts: RestoreOptions,
+  counts: RestoreCounts,
+) {
+  const byPack = new Map<string, Piece[]>();
+  for (const plan of plans) {
+    await (await open(plan.tmp, 'w')).close();
+    let position = 0;
+    for (const id of plan.entry.content ?? []) {
+      const loc = index.get(id) ?? blobs.location(id);
+      if (!loc) {
+        plan.failed = `blob ${id.slice(0, 12)} is missing`;
+        continue;
+      }
+      plan.remaining++;
+      const list = byPack.get(loc.pack) ?? [];
+      list.push({ loc, file: plan, position });
+      byPack.set(loc.pack, list);
+      position += loc.plainLength;
+    }
+    if (plan.remaining === 0) await finishFile(plan, opts, counts);
+  }
+  const queue = [...byPack.entries()];
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await restorePack(next[0], next[1], repo, opts, counts);
+  };
+  await Promise.all([worker(), worker(), worker()]);
+}
+
+async function restorePack(pack: string, pieces: Piece[], repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
+  pieces.sort((a, b) => a.loc.offset - b.loc.offset);
+  for (const run of mergeRuns(pieces)) {
+    const start = run[0]!.loc.offset;
+    const last = run[run.length - 1]!.loc;
+    const bytes = await repo.remote.getFile(packPath(pack), { start, end: last.offset + last.length - 1 }).catch(() => null);
+    for (const piece of run) {
+      await writePiece(piece, bytes, start, repo);
+      opts.onBytes?.(piece.loc.plainLength);
+      if (--piece.file.remaining === 0) await finishFile(piece.file, opts, counts);
+    }
+  }
+}
+
+async function writePiece(piece: Piece, bytes: Buffer | null, start: number, repo: Repository) {
+  if (piece.file.failed) return;
+  if (!bytes) {
+    piece.file.failed = `pack ${piece.loc.pack.slice(0, 12)} could not be read`;
+    return;
+  }
+  try {
+    const rel = piece.loc.offset - start;
+    const plain = repo.codec.decode(bytes.subarray(rel, rel + piece.loc.length), piece.loc.id);
+    const fh = await open(piece.file.tmp, 'r+');
+    try {
+      await fh.write(plain, 0, plain.length, piece.position);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    piece.file.failed = `blob ${piece.loc.id.slice(0, 12)} is damaged (${(err as Error).message})`;
+  }
+}
+
+async function finishFile(plan: FilePlan, opts: RestoreOptions, counts: RestoreCounts) {
+  const path = join(opts.target, plan.rel);
+  if (plan.failed) {
+    await rm(plan.tmp, { force: true });
+    counts.failed.push({ path: plan.rel, reason: plan.failed });
+    return;
+  }
+  await setMeta(plan.tmp, plan.entry);
+  await rename(plan.tmp, path);
+  counts.restored++;
+  counts.bytes += plan.entry.size;
+  opts.onFile?.(counts);
+}
+
+function mergeRuns(pieces: Piece[]): Piece[][] {
+  const runs: Piece[][] = [];
+  for (const p of pieces) {
+    const run = runs[runs.length - 1];
+    const prev = run?.[run.length - 1];
+    const fits =
+      prev &&
+      run &&
+      p.loc.offset - (prev.loc.offset + prev.loc.length) <= MERGE_GAP &&
+      p.loc.offset + p.loc.length - run[0]!.loc.offset <= MAX_RANGE;
+    if (fits) run.push(p);
+    else runs.push([p]);
+  }
+  return runs;
+}
+
+async function walk(trees: TreeLoader, id: string, prefix: string, visit: (rel: string, e: TreeEntry) => Promise<void>): Promise<void> {
+  for (const entry of (await trees.entries(id)).values()) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    await visit(rel, entry);
+    if (entry.type === 'dir' && entry.subtree) await walk(trees, entry.subtree, rel, visit);
+  }
+}
+
+function selected(rel: string, paths: string[]): boolean {
+  if (paths.length === 0) return true;
+  return paths.some((p) => {
+    const want = p.replace(/^\/+|\/+$/g, '');
+    return rel === want || rel.startsWith(want + '/') || want.startsWith(rel + '/');
+  });
+}
+
+/** True when the file at path has the entry's size and mtime and its content hashes to the same blobs. */
+async function alreadyRestored(path: string, entry: TreeEntry, repo: Repository): Promise<boolean> {
+  const st = await lstat(path, { bigint: true }).catch(() => null);
+  if (!st || !st.isFile() || Number(st.size) !== entry.size) return false;
+  if (st.mtimeNs / 1000000n !== BigInt(entry.mtimeNs) / 1000000n) return false;
+  const ids: string[] = [];
+  for await (const chunk of chunkFile(path)) ids.push(repo.codec.id(chunk));
+  return ids.join() === (entry.content ?? []).join();
+}
+
+async function setMeta(path: string, entry: TreeEntry): Promise<void> {
+  await chmod(path, entry.mode & 0o7777);
+  const seconds = Number(BigInt(entry.mtimeNs) / 1000n) / 1e6;
+  await utimes(path, seconds, seconds);
+}

@@ -1,0 +1,180 @@
+/**
+ * Walks the folders to back up. The order is canonical, so the same folder gives the same trees on
+ * any machine: depth first, a directory before its contents, the entries of a directory in byte
+ * order of their UTF-8 names. Symbolic links are recorded, never followed; sockets, FIFOs and
+ * devices are left out. Whatever cannot be read is reported to `onWarning` and skipped, so one bad
+ * file never stops a backup.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import picomatch from 'picomatch';
+
+export interface ScanEntry {
+  /** Absolute path. */
+  path: string;
+  /** Path below the scanned root, '/'-separated, never starting with '/'. */
+  rel: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** File length in bytes; the target's length for a symlink; 0 for a directory. */
+  size: number;
+  /** Permission bits with setuid, setgid and sticky (st_mode & 0o7777); the kind is in `type`. */
+  mode: number;
+  /** Modification time in nanoseconds since the epoch, as the filesystem keeps it. */
+  mtimeNs: bigint;
+  /** Inode number (exact below 2^53, which covers the filesystems we know). */
+  ino: number;
+  /** A symlink's target, as written in the link. */
+  target?: string;
+}
+
+export interface ScanOptions {
+  /**
+   * Patterns of paths to leave out, gitignore-like, matched against `rel`: a pattern without a '/'
+   * matches a name at any depth ('*.tmp', 'node_modules'); one with a '/' inside is anchored at the
+   * root ('build/out', '/cache'); a trailing '/' matches directories only ('cache/'); '**' spans
+   * directories ('**\/node_modules', 'logs/**'); a leading '!' takes a path back in. The last
+   * pattern that matches decides. An excluded directory is not entered.
+   */
+  exclude?: string[];
+  /** Told about each entry that could not be read (and was skipped); defaults to process.emitWarning. */
+  onWarning?: (path: string, err: Error) => void;
+}
+
+/** How many lstat calls run at once within one directory (libuv's pool has 4 threads by default). */
+const LSTAT_BATCH = 32;
+
+/** A directory being walked: its sorted names, and the next few entries already stat'ed. */
+interface Frame {
+  dir: string;
+  rel: string;
+  names: string[];
+  next: number;
+  ready: ScanEntry[];
+}
+
+type Warn = (path: string, err: Error) => void;
+
+/**
+ * Yields every entry below `root` (not the root itself) in canonical order. Throws only when
+ * `root` itself cannot be read or is not a directory; trouble below it goes to `onWarning`.
+ * Memory grows with the names of the directories on the current path, not with the tree.
+ */
+export async function* scan(root: string, opts: ScanOptions = {}): AsyncGenerator<ScanEntry> {
+  const excluded = compileExcludes(opts.exclude ?? []);
+  const warn = opts.onWarning ?? defaultWarning;
+  if (!(await lstat(root)).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, scan '${root}'`), { code: 'ENOTDIR' });
+  const stack: Frame[] = [openFrame(root, '', await readdir(root))];
+  while (stack.length > 0) {
+    const entry = await nextEntry(stack[stack.length - 1]!, excluded, warn);
+    if (!entry) {
+      stack.pop();
+      continue;
+    }
+    yield entry;
+    if (entry.type === 'dir') stack.push(openFrame(entry.path, entry.rel, await listNames(entry.path, warn)));
+  }
+}
+
+function openFrame(dir: string, rel: string, names: string[]): Frame {
+  const sorted = names
+    .map((name) => ({ name, key: Buffer.from(name, 'utf8') }))
+    .sort((a, b) => Buffer.compare(a.key, b.key))
+    .map((n) => n.name);
+  return { dir, rel, names: sorted, next: 0, ready: [] };
+}
+
+/** The names in a directory below the root; one that cannot be listed is reported and looks empty. */
+async function listNames(dir: string, warn: Warn): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    warn(dir, asError(err));
+    return [];
+  }
+}
+
+/** The frame's next entry, stat'ing names a batch at a time and dropping excluded and unsupported ones. */
+async function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): Promise<ScanEntry | undefined> {
+  while (frame.ready.length === 0 && frame.next < frame.names.length) {
+    const batch = frame.names.slice(frame.next, frame.next + LSTAT_BATCH);
+    frame.next += batch.length;
+    const paths = batch.map((name) => join(frame.dir, name));
+    const found = await Promise.all(batch.map((name, k) => readEntry(paths[k]!, frame.rel ? `${frame.rel}/${name}` : name)));
+    found.forEach((e, k) => {
+      if (e instanceof Error) warn(paths[k]!, e);
+      else if (e && !excluded(e.rel, e.type === 'dir')) frame.ready.push(e);
+    });
+  }
+  return frame.ready.shift();
+}
+
+/** One entry, null for a kind we do not back up, or the error that kept us from reading it. */
+async function readEntry(path: string, rel: string): Promise<ScanEntry | null | Error> {
+  try {
+    const st = await lstat(path, { bigint: true });
+    const type = kindOf(st);
+    if (!type) return null;
+    const entry: ScanEntry = {
+      path,
+      rel,
+      type,
+      size: type === 'dir' ? 0 : Number(st.size),
+      mode: Number(st.mode & 0o7777n),
+      mtimeNs: st.mtimeNs,
+      ino: Number(st.ino),
+    };
+    if (type === 'symlink') entry.target = await readlink(path);
+    return entry;
+  } catch (err) {
+    return asError(err);
+  }
+}
+
+function kindOf(st: BigIntStats): ScanEntry['type'] | null {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  return null;
+}
+
+// ---- Exclusion patterns ------------------------------------------------------------------------
+
+/** True when the path is to be left out. */
+type Excluder = (rel: string, isDir: boolean) => boolean;
+
+interface Rule {
+  negate: boolean;
+  dirOnly: boolean;
+  matches: (rel: string) => boolean;
+}
+
+/** Compiles gitignore-like patterns (see ScanOptions.exclude); blank lines and '#' comments are ignored. */
+export function compileExcludes(patterns: string[]): Excluder {
+  const rules = patterns.map(parseRule).filter((r): r is Rule => r !== null);
+  if (rules.length === 0) return () => false;
+  return (rel, isDir) => {
+    let out = false;
+    for (const r of rules) if ((isDir || !r.dirOnly) && r.matches(rel)) out = !r.negate;
+    return out;
+  };
+}
+
+function parseRule(raw: string): Rule | null {
+  let pattern = raw.trim();
+  if (pattern === '' || pattern.startsWith('#')) return null;
+  const negate = pattern.startsWith('!');
+  if (negate) pattern = pattern.slice(1);
+  const dirOnly = pattern.endsWith('/');
+  pattern = pattern.replace(/\/+$/, '');
+  const anchored = pattern.includes('/');
+  pattern = pattern.replace(/^\/+/, '');
+  if (pattern === '') return null;
+  return { negate, dirOnly, matches: picomatch(anchored ? pattern : `**/${pattern}`, { dot: true }) };
+}
+
+// ---- Errors ------------------------------------------------------------------------------------
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+const defaultWarning: Warn = (path, err) => process.emitWarning(`skipped ${path}: ${err.message}`, { code: 'KURA_SCAN_SKIPPED' });

@@ -1,0 +1,245 @@
+import { readFile, writeFile, mkdir, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { runBackup } from '../agent/backup.js';
+import { Cancelled } from '../agent/archiver.js';
+import { loadConfig, type AgentConfig, type ConfigFlags } from '../agent/config.js';
+import { GatewayRemote } from '../agent/remote.js';
+import { putWrappedKey, Repository, type SnapshotInfo } from '../agent/repository.js';
+import { runRestore } from '../agent/restore.js';
+import { encodeKeyFile } from '../format/index.js';
+import { AgentReporter } from './agent-report.js';
+
+interface CommonFlags extends ConfigFlags {
+  quiet?: boolean;
+  json?: boolean;
+}
+
+function withConnection(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'agent config file (JSON); also KURA_CONFIG')
+    .option('--gateway <url>', 'gateway URL; also KURA_GATEWAY')
+    .option('--cert <file>', 'client certificate (PEM); also KURA_CERT')
+    .option('--key <file>', 'client certificate key (PEM); also KURA_KEY')
+    .option('--ca <file>', "CA of the gateway's certificate; also KURA_CA")
+    .option('--host <name>', 'host name recorded in snapshots; also KURA_HOST')
+    .option('--key-file <file>', 'encryption key file instead of a passphrase; also KURA_KEY_FILE')
+    .option('--quiet', 'print nothing but errors')
+    .option('--json', 'print JSON for scripts');
+}
+
+async function connect(flags: CommonFlags): Promise<{ config: AgentConfig; remote: GatewayRemote }> {
+  const config = await loadConfig(flags);
+  const [certPem, keyPem, caPem] = await Promise.all([
+    readFile(config.cert, 'utf8'),
+    readFile(config.key, 'utf8'),
+    config.ca ? readFile(config.ca, 'utf8') : undefined,
+  ]);
+  return { config, remote: new GatewayRemote({ url: config.gateway, certPem, keyPem, caPem }) };
+}
+
+async function openRepo(flags: CommonFlags) {
+  const { config, remote } = await connect(flags);
+  return { config, repo: await Repository.open(remote, { passphrase: config.passphrase, keyFile: config.keyFile }) };
+}
+
+export function addAgentCommands(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
+  addKeyCommands(program, run);
+  withConnection(program.command('backup [folders...]').description("back up folders (or the config file's folders) to the gateway"))
+    .option('--type <type>', 'incremental (default) or full', 'incremental')
+    .option('--exclude <glob...>', 'leave out matching paths')
+    .option('--cancel', 'stop the backup running for this host, cleanly')
+    .action((folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }) => run(() => backup(folders, flags), flags.json));
+  withConnection(
+    program.command('restore <snapshot> [paths...]').description('restore a snapshot (latest, an id prefix or a time) into --target'),
+  )
+    .requiredOption('--target <dir>', 'folder to restore into')
+    .action((snapshot: string, paths: string[], flags: CommonFlags & { target: string }) =>
+      run(() => restore(snapshot, paths, flags), flags.json),
+    );
+  withConnection(program.command('snapshots').description('list the snapshots on the gateway')).action((flags: CommonFlags) =>
+    run(() => listSnapshots(flags), flags.json),
+  );
+  withConnection(program.command('ls <snapshot> [path]').description('list the files of a snapshot')).action(
+    (snapshot: string, path: string | undefined, flags: CommonFlags) => run(() => ls(snapshot, path, flags), flags.json),
+  );
+}
+
+function addKeyCommands(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
+  const key = program.command('key').description('the encryption key of your backups');
+  withConnection(key.command('init').description('create the backup repository (encrypted unless --plaintext)'))
+    .option('--plaintext', 'store backups unencrypted so the gateway can show them (explicit opt-out)')
+    .action((flags: CommonFlags & { plaintext?: boolean }) =>
+      run(async () => {
+        const { config, remote } = await connect(flags);
+        const keyFile = config.keyFile;
+        await Repository.init(remote, {
+          plaintext: flags.plaintext,
+          passphrase: config.passphrase,
+          writeKeyFile: keyFile ? (bytes) => writeFile(keyFile, bytes, { mode: 0o600, flag: 'wx' }) : undefined,
+        });
+        say(
+          flags,
+          flags.plaintext
+            ? 'Created an unencrypted backup repository.'
+            : `Created an encrypted backup repository${keyFile ? `; the key is in ${keyFile}: keep a copy somewhere safe` : ' (key wrapped under your passphrase on the gateway)'}.`,
+        );
+      }, flags.json),
+    );
+  withConnection(key.command('change-passphrase').description('add a new passphrase (from KURA_NEW_PASSPHRASE) for the same key')).action(
+    (flags: CommonFlags) =>
+      run(async () => {
+        const next = process.env.KURA_NEW_PASSPHRASE;
+        if (!next) throw new Error('set KURA_NEW_PASSPHRASE to the new passphrase');
+        const { repo } = await openRepo(flags);
+        if (!repo.keys) throw new Error('this repository is not encrypted');
+        await putWrappedKey(repo.remote, repo.keys, next);
+        say(flags, 'The new passphrase opens the repository now.');
+      }, flags.json),
+  );
+  withConnection(key.command('export').description('write the key to a file (for KURA_KEY_FILE)'))
+    .requiredOption('--out <file>', 'where to write the key file')
+    .action((flags: CommonFlags & { out: string }) =>
+      run(async () => {
+        const { repo } = await openRepo(flags);
+        if (!repo.keys) throw new Error('this repository is not encrypted: there is no key to export');
+        await writeFile(flags.out, encodeKeyFile(repo.keys), { mode: 0o600, flag: 'wx' });
+        say(flags, `Wrote the key to ${flags.out}. Anyone with this file can read your backups: keep it safe.`);
+      }, flags.json),
+    );
+}
+
+function say(flags: CommonFlags, text: string): void {
+  if (flags.json) process.stdout.write(JSON.stringify({ message: text }) + '\n');
+  else if (!flags.quiet) process.stdout.write(text + '\n');
+}
+
+function pidFile(host: string): string {
+  return join(process.env.KURA_STATE_DIR ?? join(homedir(), '.cache', 'kura'), `backup-${host}.pid`);
+}
+
+async function backup(folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }): Promise<void> {
+  const { config, repo } = await openRepo(flags);
+  if (flags.cancel) return cancelRunning(config.host, flags);
+  if (flags.type !== 'incremental' && flags.type !== 'full') throw new Error('--type must be incremental or full');
+  const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
+  if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
+  const reporter = new AgentReporter(flags, 'backup');
+  let cancelled = false;
+  const onSignal = () => {
+    cancelled = true;
+    reporter.note('Stopping after the uploads in progress…');
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  const pid = pidFile(config.host);
+  await mkdir(join(pid, '..'), { recursive: true });
+  await writeFile(pid, String(process.pid));
+  try {
+    const result = await runBackup(repo, {
+      folders: targets,
+      host: config.host,
+      type: flags.type,
+      exclude: config.exclude,
+      isCancelled: () => cancelled,
+      onFile: (t, bytes) => reporter.file(t.files, bytes),
+      onUploaded: (bytes) => reporter.uploaded(bytes),
+      onWarning: (path, err) => reporter.note(`skipped ${path}: ${(err as Error).message}`),
+    });
+    reporter.backupSummary(result);
+  } catch (err) {
+    if (err instanceof Cancelled) {
+      reporter.note('Backup cancelled. The parts already uploaded are kept: run the backup again to resume.');
+      process.exitCode = 130;
+      return;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    await rm(pid, { force: true });
+  }
+}
+
+async function cancelRunning(host: string, flags: CommonFlags): Promise<void> {
+  const text = await readFile(pidFile(host), 'utf8').catch(() => null);
+  if (!text) return say(flags, `No backup is running for ${host}.`);
+  try {
+    process.kill(Number(text), 'SIGINT');
+    say(flags, `Asked the backup of ${host} (process ${text.trim()}) to stop.`);
+  } catch {
+    await rm(pidFile(host), { force: true });
+    say(flags, `No backup is running for ${host}.`);
+  }
+}
+
+/** Picks a snapshot: "latest", an id prefix, or a time (the last snapshot at or before it). */
+export function pickSnapshot(all: SnapshotInfo[], spec: string, host?: string): SnapshotInfo {
+  const list = host ? all.filter((s) => s.host === host) : all;
+  if (spec === 'latest') {
+    const last = list[list.length - 1];
+    if (!last) throw new Error('there are no snapshots yet');
+    return last;
+  }
+  const byId = list.filter((s) => s.id.startsWith(spec.toLowerCase()));
+  if (byId.length === 1) return byId[0]!;
+  if (byId.length > 1) throw new Error(`${spec} matches ${byId.length} snapshots: give more of the id`);
+  const at = Date.parse(spec);
+  const before = Number.isNaN(at) ? [] : list.filter((s) => Date.parse(s.time) <= at);
+  const found = before[before.length - 1];
+  if (!found) throw new Error(`no snapshot matches ${spec} (use latest, an id prefix or a time)`);
+  return found;
+}
+
+async function restore(spec: string, paths: string[], flags: CommonFlags & { target: string }): Promise<void> {
+  const { repo } = await openRepo(flags);
+  const snapshot = pickSnapshot(await repo.snapshots(), spec);
+  const reporter = new AgentReporter(flags, 'restore');
+  const counts = await runRestore(repo, snapshot, {
+    target: resolve(flags.target),
+    paths,
+    onFile: (c) => reporter.file(c.restored + c.skipped, 0),
+    onBytes: (b) => reporter.uploaded(b),
+  });
+  reporter.restoreSummary(snapshot, counts, flags.target);
+  if (counts.failed.length > 0) process.exitCode = 3;
+}
+
+async function listSnapshots(flags: CommonFlags): Promise<void> {
+  const { repo } = await openRepo(flags);
+  const all = await repo.snapshots();
+  if (flags.json) {
+    process.stdout.write(
+      JSON.stringify(
+        all.map((s) => ({ id: s.id, host: s.host, time: s.time, type: s.type, encrypted: s.encrypted, ...repo.body(s) })),
+        null,
+        2,
+      ) + '\n',
+    );
+    return;
+  }
+  if (all.length === 0) return say(flags, 'No snapshots yet.');
+  for (const s of all) {
+    const body = repo.body(s);
+    process.stdout.write(`${s.id.slice(0, 12)}  ${s.time}  ${s.host}  ${s.type}  ${body.totals.files} files  ${body.paths.join(', ')}\n`);
+  }
+}
+
+async function ls(spec: string, path: string | undefined, flags: CommonFlags): Promise<void> {
+  const { repo } = await openRepo(flags);
+  const snapshot = pickSnapshot(await repo.snapshots(), spec);
+  const { BlobReader, TreeLoader } = await import('../agent/trees.js');
+  const trees = new TreeLoader(new BlobReader(repo.remote, await repo.index(), repo.codec));
+  let tree: string | null = repo.body(snapshot).tree;
+  for (const part of (path ?? '').split('/').filter(Boolean)) {
+    const entry: { subtree?: string } | undefined = (await trees.entries(tree)).get(part);
+    if (!entry?.subtree) throw new Error(`${path} is not a folder in this snapshot`);
+    tree = entry.subtree;
+  }
+  const entries = [...(await trees.entries(tree)).values()];
+  if (flags.json) process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
+  else
+    for (const e of entries)
+      process.stdout.write(
+        `${e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : '-'} ${String(e.size).padStart(12)}  ${e.name}${e.type === 'dir' ? '/' : ''}\n`,
+      );
+}

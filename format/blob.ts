@@ -1,0 +1,83 @@
+import { createHash, createHmac } from 'node:crypto';
+import { decompressFrame, compressIfWorthIt } from './compression.js';
+import { FormatError } from './errors.js';
+import type { MasterKeys } from './keys.js';
+import { open, seal } from './sealed-box.js';
+
+/** A chunk of a file ('data') or one directory listing ('tree'). */
+export type BlobType = 'data' | 'tree';
+
+/** A blob's plaintext is at most 128 MiB (a chunk is ≤ 16 MiB; the rest is room for huge directories). */
+export const MAX_BLOB_SIZE = 128 * 1024 * 1024;
+
+const FLAG_RAW = 0;
+const FLAG_ZSTD = 1;
+const RAW = Buffer.from([FLAG_RAW]);
+const ZSTD = Buffer.from([FLAG_ZSTD]);
+
+/**
+ * Blob ids and stored bytes for one repository (README, "Blobs"). With keys, ids are
+ * HMAC-SHA-256(idKey) and stored bytes are AES-256-GCM sealed under encKey; with null (a plaintext
+ * repository), ids are SHA-256 and stored bytes are the flagged, maybe compressed, plaintext.
+ */
+export class BlobCodec {
+  constructor(private readonly keys: MasterKeys | null) {}
+
+  get encrypted(): boolean {
+    return this.keys !== null;
+  }
+
+  /** The blob id of plain: 64 hex. */
+  id(plain: Uint8Array): string {
+    const mac = this.keys ? createHmac('sha256', this.keys.idKey) : createHash('sha256');
+    return mac.update(plain).digest('hex');
+  }
+
+  /** The stored bytes of plain. Throws FormatError('bad-blob') when plain exceeds MAX_BLOB_SIZE. */
+  encode(plain: Buffer): Buffer {
+    if (plain.length > MAX_BLOB_SIZE) throw new FormatError('bad-blob', `a blob holds at most ${MAX_BLOB_SIZE} bytes, not ${plain.length}`);
+    const frame = compressIfWorthIt(plain);
+    const parts = frame ? [ZSTD, frame] : [RAW, plain];
+    return this.keys ? seal(this.keys.encKey, parts) : Buffer.concat(parts);
+  }
+
+  /**
+   * The plaintext of a stored blob, checked against its id (and plain length, when given).
+   * Throws FormatError 'wrong-key' when the box does not open (wrong key or altered bytes),
+   * 'bad-blob' when the bytes are malformed or do not hash to expectedId.
+   */
+  decode(stored: Buffer, expectedId: string, expectedPlainLength?: number): Buffer {
+    const plain = innerToPlain(this.openBox(stored, expectedId), expectedId, expectedPlainLength);
+    if (this.id(plain) !== expectedId) throw new FormatError('bad-blob', `blob ${expectedId}: the content does not match its id`);
+    return plain;
+  }
+
+  private openBox(stored: Buffer, id: string): Buffer {
+    if (!this.keys) return stored;
+    const inner = open(this.keys.encKey, stored);
+    if (!inner) throw new FormatError('wrong-key', `blob ${id} does not open with this key (a wrong key, or the blob was altered)`);
+    return inner;
+  }
+}
+
+const plainCodec = new BlobCodec(null);
+
+/**
+ * For the gateway, which holds no keys: checks a blob of a plaintext repository (flag, zstd frame,
+ * SHA-256 against id) and returns its plaintext. Throws FormatError('bad-blob').
+ */
+export function verifyPlainBlob(stored: Buffer, id: string, plainLength?: number): Buffer {
+  return plainCodec.decode(stored, id, plainLength);
+}
+
+function innerToPlain(inner: Buffer, id: string, expectedLength: number | undefined): Buffer {
+  if (inner.length === 0) throw new FormatError('bad-blob', `blob ${id} is empty: it lacks even its flag byte`);
+  const flag = inner[0];
+  const payload = inner.subarray(1);
+  if (flag === FLAG_ZSTD) return decompressFrame(payload, `blob ${id}`, MAX_BLOB_SIZE, expectedLength);
+  if (flag !== FLAG_RAW) throw new FormatError('bad-blob', `blob ${id} has an unknown flag ${String(flag)}`);
+  if (expectedLength !== undefined && payload.length !== expectedLength) {
+    throw new FormatError('bad-blob', `blob ${id} holds ${payload.length} bytes, not the ${expectedLength} its pack lists`);
+  }
+  return payload;
+}

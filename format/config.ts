@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { decodeJson, isoTime, jsonBytes, validate } from './json.js';
+
+/** FastCDC parameters in bytes; every agent of a repository chunks with the same ones. */
+export interface ChunkerParams {
+  min: number;
+  avg: number;
+  max: number;
+}
+
+/** The repository config stored at /.kura/config (README, "Repository config"). */
+export interface RepoConfig {
+  encrypted: boolean;
+  created: string;
+  chunker: ChunkerParams;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** restic's proven numbers: ~1 MiB blobs, small enough to dedupe well, big enough to index cheaply. */
+export const DEFAULT_CHUNKER: Readonly<ChunkerParams> = Object.freeze({ min: 512 * KiB, avg: 1 * MiB, max: 8 * MiB });
+
+const ChunkerSchema = z
+  .strictObject({
+    min: z.number().int().min(64),
+    avg: z.number().int(),
+    max: z
+      .number()
+      .int()
+      .max(16 * MiB),
+  })
+  .refine((c) => c.min < c.avg && c.avg < c.max, 'needs min < avg < max');
+
+const ConfigSchema = z.strictObject({
+  kura: z.literal('config'),
+  version: z.literal(1),
+  encrypted: z.boolean(),
+  created: isoTime,
+  chunker: ChunkerSchema,
+});
+
+/**
+ * The config's bytes. `created` defaults to now and `chunker` to DEFAULT_CHUNKER, so creating a
+ * repository needs only the choice of encryption. Throws FormatError('bad-record') on bad values.
+ */
+export function encodeConfig(config: { encrypted: boolean; created?: string; chunker?: ChunkerParams }): Buffer {
+  const chunker = config.chunker ?? DEFAULT_CHUNKER;
+  const record = {
+    kura: 'config',
+    version: 1,
+    encrypted: config.encrypted,
+    created: config.created ?? new Date().toISOString(),
+    chunker: { min: chunker.min, avg: chunker.avg, max: chunker.max },
+  };
+  validate(ConfigSchema, record, 'bad-record', 'the repository config');
+  return jsonBytes(record);
+}
+
+/** Reads /.kura/config; throws FormatError('bad-record') when it is not a version 1 config. */
+export function decodeConfig(bytes: Uint8Array): RepoConfig {
+  const record = decodeJson(ConfigSchema, bytes, 'bad-record', 'the repository config');
+  return { encrypted: record.encrypted, created: record.created, chunker: record.chunker };
+}

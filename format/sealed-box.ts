@@ -1,0 +1,38 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
+/**
+ * AES-256-GCM "sealed boxes": nonce(12) ‖ ciphertext ‖ tag(16), with a fresh random nonce each time.
+ * One layout for blobs, wrapped keys and snapshot bodies, so there is one place to get it right.
+ */
+
+export const NONCE_SIZE = 12;
+export const TAG_SIZE = 16;
+export const BOX_OVERHEAD = NONCE_SIZE + TAG_SIZE;
+
+/** Encrypts the concatenation of parts (passed separately to avoid copying a large payload twice). */
+export function seal(key: Buffer, parts: readonly Uint8Array[], aad?: Uint8Array): Buffer {
+  const nonce = randomBytes(NONCE_SIZE);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  if (aad) cipher.setAAD(aad);
+  const out: Buffer[] = [nonce];
+  for (const part of parts) out.push(cipher.update(part));
+  out.push(cipher.final(), cipher.getAuthTag());
+  return Buffer.concat(out);
+}
+
+/** The plaintext of a box, or null when it is too short or does not authenticate under key and aad. */
+export function open(key: Buffer, box: Uint8Array, aad?: Uint8Array): Buffer | null {
+  if (box.length < BOX_OVERHEAD) return null;
+  const nonce = box.subarray(0, NONCE_SIZE);
+  const tag = box.subarray(box.length - TAG_SIZE);
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_SIZE });
+  decipher.setAuthTag(tag);
+  if (aad) decipher.setAAD(aad);
+  try {
+    const head = decipher.update(box.subarray(NONCE_SIZE, box.length - TAG_SIZE));
+    const tail = decipher.final(); // throws when the tag does not match; GCM leaves no tail bytes
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import {
+  FormatError,
+  decodeConfig,
+  decodeSnapshotEnvelope,
+  readPackTrailer,
+  verifyPlainBlob,
+  type PackEntry,
+} from '../../../format/index.js';
+import { KuraError } from '../../errors.js';
+import type { SpaceGuard } from '../../storage/file-area.js';
+import { acceptBody, readSmallBody } from '../body.js';
+import { header, type DavContext } from '../context.js';
+import { prepaid } from './write.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HOST = /^[A-Za-z0-9._-]{1,64}$/;
+const MAX_PACK = 128 << 20;
+const MAX_RECORD = 1 << 20;
+
+/**
+ * PUT into the agent's protocol area /.kura/ (DESIGN.md, "What a user sees"): the repository config,
+ * wrapped keys, packs and snapshot records. Everything here is written once and never overwritten;
+ * a repeat PUT of the same bytes is a harmless no-op. Nothing is visible before it is verified.
+ */
+export async function putKura(ctx: DavContext): Promise<void> {
+  const [, kind, a, b] = ctx.path;
+  const n = ctx.path.length;
+  if (kind === 'config' && n === 2) return putRecord(ctx, (bytes) => void decodeConfig(bytes));
+  if (kind === 'keys' && n === 3 && a) return putRecord(ctx, (bytes) => requireHashName(bytes, a));
+  if (kind === 'snapshots' && n === 4 && a && b) return putRecord(ctx, (bytes) => checkSnapshot(bytes, a, b));
+  if (kind === 'packs' && n === 4 && a && b) return putPack(ctx, a, b);
+  throw new KuraError('forbidden', 'forbidden: the agent area takes only config, keys/<id>, packs/<xx>/<id> and snapshots/<host>/<id>');
+}
+
+/** DELETE in /.kura/: refused, the area is append-only (forgetting snapshots comes with retention). */
+export async function deleteKura(): Promise<void> {
+  throw new KuraError('forbidden', 'append-only: backups cannot be deleted or overwritten with this credential');
+}
+
+/** GET /.kura/index?since=G: the blobs the user holds, added after generation G. */
+export async function getIndex(ctx: DavContext): Promise<void> {
+  const raw = new URLSearchParams(ctx.req.url.split('?')[1] ?? '').get('since') ?? '0';
+  if (!/^\d{1,15}$/.test(raw)) throw new KuraError('bad-request', 'bad-request: since must be a generation number');
+  const { generation, entries } = await ctx.user.index.since(Number(raw));
+  const body = JSON.stringify({ kura: 'index', v: 1, generation, entries });
+  ctx.res.status(200);
+  ctx.res.setHeader('Content-Type', 'application/json');
+  ctx.res.setHeader('Cache-Control', 'no-store');
+  ctx.res.setHeader('Content-Length', Buffer.byteLength(body));
+  ctx.res.end(ctx.req.method === 'HEAD' ? undefined : body);
+}
+
+async function putRecord(ctx: DavContext, check: (bytes: Buffer) => void): Promise<void> {
+  const bytes = Buffer.from(await readSmallBody(ctx.req, ctx.res, MAX_RECORD), 'utf8');
+  asFormatRefusal(() => check(bytes));
+  const segs = ctx.path.slice(1);
+  if (await ctx.user.kura.stat(segs)) return sameOrRefuse(ctx, segs, bytes);
+  await ctx.user.kura.writeFile(segs, Readable.from([bytes]), ctx.user.space, { createParents: true });
+  ctx.res.status(201).end();
+}
+
+async function sameOrRefuse(ctx: DavContext, segs: string[], bytes: Buffer): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of ctx.user.kura.openRead(segs)) chunks.push(c as Buffer);
+  if (!Buffer.concat(chunks).equals(bytes)) {
+    throw new KuraError('forbidden', 'append-only: this record exists and is never overwritten');
+  }
+  ctx.res.status(204).end();
+}
+
+async function putPack(ctx: DavContext, prefix: string, id: string): Promise<void> {
+  if (!HEX64.test(id) || prefix !== id.slice(0, 2))
+    throw new KuraError('bad-request', 'bad-pack: a pack is stored at packs/<first 2 hex>/<64 hex id>');
+  const config = await readConfig(ctx);
+  const segs = ctx.path.slice(1);
+  if (await ctx.user.kura.stat(segs)) {
+    await ctx.user.index.add(id, toIndexed(await trailerOf(ctx.user.kura.root + '/' + segs.join('/'))));
+    ctx.res.status(204).end();
+    return;
+  }
+  const declared = Number(header(ctx.req, 'content-length') ?? NaN);
+  if (declared > MAX_PACK) throw new KuraError('body-too-large', `body-too-large: packs are at most ${MAX_PACK >> 20} MiB`);
+  const budget = Number.isFinite(declared) ? declared : 0;
+  await ctx.user.space.reserve(budget);
+  acceptBody(ctx.req, ctx.res);
+  const hash = createHash('sha256');
+  let entries: PackEntry[] = [];
+  const guard: SpaceGuard = prepaid(ctx.user.space, budget);
+  await ctx.user.kura.writeFile(segs, ctx.req, guard, {
+    createParents: true,
+    observe: (chunk) => hash.update(chunk),
+    verify: async (tmp) => {
+      if (hash.digest('hex') !== id) throw new KuraError('bad-request', "bad-pack: the pack's bytes do not match its name");
+      entries = await asFormatRefusalAsync(() => verifyPack(tmp, config.encrypted));
+    },
+  });
+  await ctx.user.index.add(id, toIndexed(entries));
+  ctx.res.status(201).end();
+}
+
+async function verifyPack(path: string, encrypted: boolean): Promise<PackEntry[]> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const readAt = async (offset: number, length: number) => {
+      const buf = Buffer.alloc(length);
+      await fh.read(buf, 0, length, offset);
+      return buf;
+    };
+    const entries = await readPackTrailer(size, readAt);
+    if (!encrypted) for (const e of entries) verifyPlainBlob(await readAt(e.offset, e.length), e.id);
+    return entries;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function trailerOf(path: string): Promise<PackEntry[]> {
+  return verifyPack(path, true);
+}
+
+function toIndexed(entries: PackEntry[]) {
+  return entries.map((e) => ({
+    id: e.id,
+    type: e.type === 'tree' ? ('t' as const) : ('d' as const),
+    offset: e.offset,
+    length: e.length,
+    plainLength: e.plainLength,
+  }));
+}
+
+async function readConfig(ctx: DavContext): Promise<{ encrypted: boolean }> {
+  const entry = await ctx.user.kura.stat(['config']);
+  if (!entry) throw new KuraError('conflict', 'conflict: this area has no backup repository yet: run `kura key init` first');
+  const chunks: Buffer[] = [];
+  for await (const c of ctx.user.kura.openRead(['config'])) chunks.push(c as Buffer);
+  return decodeConfig(Buffer.concat(chunks));
+}
+
+function requireHashName(bytes: Buffer, name: string): void {
+  if (createHash('sha256').update(bytes).digest('hex') !== name) {
+    throw new KuraError('bad-request', "bad-request: a record's name must be the SHA-256 of its bytes");
+  }
+}
+
+function checkSnapshot(bytes: Buffer, host: string, id: string): void {
+  if (!HOST.test(host)) throw new KuraError('bad-request', 'bad-request: a host name is 1-64 letters, digits, ".", "_" or "-"');
+  requireHashName(bytes, id);
+  const envelope = decodeSnapshotEnvelope(bytes);
+  if (envelope.host !== host) throw new KuraError('bad-request', 'bad-request: the snapshot names another host than its path');
+}
+
+function asFormatRefusal(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    throw err instanceof FormatError ? new KuraError('bad-request', `${err.code}: ${err.message}`) : err;
+  }
+}
+
+async function asFormatRefusalAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw err instanceof FormatError ? new KuraError('bad-request', `${err.code}: ${err.message}`) : err;
+  }
+}

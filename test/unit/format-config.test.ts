@@ -1,0 +1,46 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeConfig, DEFAULT_CHUNKER, encodeConfig, FormatError } from '../../format/index.js';
+
+const badRecord = (e: unknown) => e instanceof FormatError && e.code === 'bad-record';
+
+describe('format: repository config', () => {
+  it('round-trips a config, filling in the creation time and the default chunker', () => {
+    const before = Date.now();
+    const config = decodeConfig(encodeConfig({ encrypted: true }));
+    assert.equal(config.encrypted, true);
+    assert.deepEqual(config.chunker, DEFAULT_CHUNKER);
+    assert.ok(Date.parse(config.created) >= before - 1000);
+  });
+
+  it('keeps given values and writes the documented JSON', () => {
+    const input = { encrypted: false, created: '2025-01-31T12:00:00.000Z', chunker: { min: 1024, avg: 4096, max: 16384 } };
+    const bytes = encodeConfig(input);
+    assert.equal(
+      bytes.toString('utf8'),
+      '{"kura":"config","version":1,"encrypted":false,"created":"2025-01-31T12:00:00.000Z","chunker":{"min":1024,"avg":4096,"max":16384}}',
+    );
+    assert.deepEqual(decodeConfig(bytes), input);
+  });
+
+  it('refuses chunker sizes out of order or too large, on writing and on reading', () => {
+    assert.throws(() => encodeConfig({ encrypted: true, chunker: { min: 4096, avg: 4096, max: 8192 } }), badRecord);
+    assert.throws(() => encodeConfig({ encrypted: true, chunker: { min: 1024, avg: 4096, max: 64 * 1024 * 1024 } }), badRecord);
+    const text = encodeConfig({ encrypted: true }).toString('utf8').replace('"min":524288', '"min":2097152');
+    assert.throws(() => decodeConfig(Buffer.from(text)), badRecord);
+  });
+
+  it('refuses other versions, unknown fields, local times and non-JSON', () => {
+    const good = JSON.parse(encodeConfig({ encrypted: true }).toString('utf8')) as Record<string, unknown>;
+    for (const v of [
+      { ...good, version: 2 },
+      { ...good, extra: true },
+      { ...good, created: '2025-01-31T12:00:00+09:00' },
+      { ...good, encrypted: 'yes' },
+    ]) {
+      assert.throws(() => decodeConfig(Buffer.from(JSON.stringify(v))), badRecord);
+    }
+    assert.throws(() => decodeConfig(Buffer.from('\ufeff' + JSON.stringify(good))), badRecord);
+    assert.throws(() => decodeConfig(Buffer.from('{')), badRecord);
+  });
+});
