@@ -32,12 +32,14 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   const blobs = new BlobReader(repo.remote, index, repo.codec);
   const parent = opts.type === 'full' ? null : latestOf(await repo.snapshots(opts.host));
   const parentRoot = parent ? repo.body(parent).tree : null;
+  const parentTrees = new TreeLoader(blobs);
+  await parentTrees.preload(parentRoot);
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);
   const archiver = new Archiver({
     codec: repo.codec,
     known: new Set(index.keys()),
     packer,
-    parentTrees: new TreeLoader(blobs),
+    parentTrees,
     exclude: opts.exclude,
     isCancelled: opts.isCancelled,
     onFile: opts.onFile,

@@ -55,6 +55,7 @@ export class Packer {
 
   async add(id: string, type: BlobType, stored: Buffer, plainLength: number): Promise<void> {
     if (this.failure) throw this.failure;
+    if (!this.builder.canAdd(stored.length)) await this.flush();
     this.builder.add(id, type, stored, plainLength);
     if (this.builder.size >= this.target) await this.flush();
   }

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import type { TreeEntry } from '../format/index.js';
 import { chunkFile } from './chunker.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
-import { BlobReader, packPath, TreeLoader } from './trees.js';
+import { BlobReader, mergeRuns, packPath, TreeLoader } from './trees.js';
 
 export interface RestoreOptions {
   target: string;
@@ -36,9 +36,6 @@ interface Piece {
   position: number;
 }
 
-const MERGE_GAP = 256 * 1024;
-const MAX_RANGE = 16 << 20;
-
 /**
  * Restores a snapshot into target: downloads only the byte ranges it needs (ranged GETs on packs,
  * neighbouring blobs merged), verifies every blob, writes each file under a temporary name and renames
@@ -49,6 +46,7 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
   const index = await repo.index();
   const blobs = new BlobReader(repo.remote, index, repo.codec);
   const trees = new TreeLoader(blobs);
+  await trees.preload(repo.body(snapshot).tree);
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [] };
   const dirs: { path: string; entry: TreeEntry }[] = [];
   const plans: FilePlan[] = [];
@@ -90,7 +88,7 @@ async function restoreFiles(
     await (await open(plan.tmp, 'w')).close();
     let position = 0;
     for (const id of plan.entry.content ?? []) {
-      const loc = index.get(id) ?? blobs.location(id);
+      const loc = blobs.location(id);
       if (!loc) {
         plan.failed = `blob ${id.slice(0, 12)} is missing`;
         continue;
@@ -111,7 +109,6 @@ async function restoreFiles(
 }
 
 async function restorePack(pack: string, pieces: Piece[], repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
-  pieces.sort((a, b) => a.loc.offset - b.loc.offset);
   for (const run of mergeRuns(pieces)) {
     const start = run[0]!.loc.offset;
     const last = run[run.length - 1]!.loc;
@@ -156,22 +153,6 @@ async function finishFile(plan: FilePlan, opts: RestoreOptions, counts: RestoreC
   counts.restored++;
   counts.bytes += plan.entry.size;
   opts.onFile?.(counts);
-}
-
-function mergeRuns(pieces: Piece[]): Piece[][] {
-  const runs: Piece[][] = [];
-  for (const p of pieces) {
-    const run = runs[runs.length - 1];
-    const prev = run?.[run.length - 1];
-    const fits =
-      prev &&
-      run &&
-      p.loc.offset - (prev.loc.offset + prev.loc.length) <= MERGE_GAP &&
-      p.loc.offset + p.loc.length - run[0]!.loc.offset <= MAX_RANGE;
-    if (fits) run.push(p);
-    else runs.push([p]);
-  }
-  return runs;
 }
 
 async function walk(trees: TreeLoader, id: string, prefix: string, visit: (rel: string, e: TreeEntry) => Promise<void>): Promise<void> {

@@ -16,7 +16,6 @@ import { header, type DavContext } from '../context.js';
 import { prepaid } from './write.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const HOST = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_PACK = 128 << 20;
 const MAX_RECORD = 1 << 20;
 
@@ -45,7 +44,7 @@ export async function getIndex(ctx: DavContext): Promise<void> {
   const raw = new URLSearchParams(ctx.req.url.split('?')[1] ?? '').get('since') ?? '0';
   if (!/^\d{1,15}$/.test(raw)) throw new KuraError('bad-request', 'bad-request: since must be a generation number');
   const { generation, entries } = await ctx.user.index.since(Number(raw));
-  const body = JSON.stringify({ kura: 'index', v: 1, generation, entries });
+  const body = encodeIndex({ generation, entries });
   ctx.res.status(200);
   ctx.res.setHeader('Content-Type', 'application/json');
   ctx.res.setHeader('Cache-Control', 'no-store');
@@ -107,11 +106,12 @@ async function verifyPack(path: string, encrypted: boolean): Promise<PackEntry[]
     const { size } = await fh.stat();
     const readAt = async (offset: number, length: number) => {
       const buf = Buffer.alloc(length);
-      await fh.read(buf, 0, length, offset);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      if (bytesRead !== length) throw new KuraError('bad-request', 'bad-pack: the pack ended early');
       return buf;
     };
     const entries = await readPackTrailer(size, readAt);
-    if (!encrypted) for (const e of entries) verifyPlainBlob(await readAt(e.offset, e.length), e.id);
+    if (!encrypted) for (const e of entries) verifyPlainBlob(await readAt(e.offset, e.length), e.id, e.plainLength);
     return entries;
   } finally {
     await fh.close();
@@ -147,7 +147,7 @@ function requireHashName(bytes: Buffer, name: string): void {
 }
 
 function checkSnapshot(bytes: Buffer, host: string, id: string): void {
-  if (!HOST.test(host)) throw new KuraError('bad-request', 'bad-request: a host name is 1-64 letters, digits, ".", "_" or "-"');
+  if (!isValidHost(host)) throw new KuraError('bad-request', 'bad-request: a host name is 1-64 letters, digits, ".", "_" or "-"');
   requireHashName(bytes, id);
   const envelope = decodeSnapshotEnvelope(bytes);
   if (envelope.host !== host) throw new KuraError('bad-request', 'bad-request: the snapshot names another host than its path');
