@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,6 +32,7 @@ export async function agentEnv(gw: TestGateway, user: TestUser, opts: AgentOptio
     KURA_CA: join(dir, 'ca.pem'),
     KURA_HOST: opts.host ?? 'pc1',
     KURA_STATE_DIR: join(dir, 'state'),
+    HOME: dir,
   };
   if (opts.passphrase) env.KURA_PASSPHRASE = opts.passphrase;
   if (opts.keyFile) env.KURA_KEY_FILE = opts.keyFile;
@@ -224,4 +224,3 @@ export function exitOf(w: Watched): Promise<{ code: number | null; signal: NodeJ
   return new Promise((r) => c.once('exit', (code, signal) => r({ code, signal })));
 }
 
-export { spawn };

@@ -5,6 +5,8 @@ import {
   FormatError,
   decodeConfig,
   decodeSnapshotEnvelope,
+  encodeIndex,
+  isValidHost,
   readPackTrailer,
   verifyPlainBlob,
   type PackEntry,
