@@ -9,6 +9,8 @@ export interface BackupOptions {
   host: string;
   type: 'incremental' | 'full';
   exclude: string[];
+  /** A local copy of the blob index, so only new entries travel on the next run. */
+  indexCache?: string;
   isCancelled: () => boolean;
   onFile?: (totals: ArchiveTotals, bytes: number) => void;
   onUploaded?: (bytes: number) => void;
@@ -28,7 +30,7 @@ export interface BackupResult {
  */
 export async function runBackup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
-  const index = await repo.index();
+  const index = await repo.index(opts.indexCache);
   const blobs = new BlobReader(repo.remote, index, repo.codec);
   const parent = opts.type === 'full' ? null : latestOf(await repo.snapshots(opts.host));
   const parentRoot = parent ? repo.body(parent).tree : null;

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   BlobCodec,
   decodeConfig,
   decodeIndex,
+  encodeIndex,
   decodeKeyFile,
   encodeKeyFile,
   decodeSnapshotBody,
@@ -78,10 +80,20 @@ export class Repository {
     await remote.putFile('/.kura/config', encodeConfig({ encrypted: !opts.plaintext }));
   }
 
-  /** Every indexed blob. */
-  async index(): Promise<Map<string, BlobLocation>> {
-    const page = decodeIndex(await this.remote.getIndex(0));
-    return new Map(page.entries.map((e) => [e.id, e]));
+  /**
+   * Every indexed blob. With a cache file, only what was added since the cached generation travels;
+   * a gateway whose generation went backwards (index rebuilt) is read again from the start.
+   */
+  async index(cacheFile?: string): Promise<Map<string, BlobLocation>> {
+    const cached = cacheFile ? await readCachedIndex(cacheFile) : null;
+    let page = decodeIndex(await this.remote.getIndex(cached?.generation ?? 0));
+    let entries = [...(cached?.entries ?? []), ...page.entries];
+    if (cached && page.generation < cached.generation) {
+      page = decodeIndex(await this.remote.getIndex(0));
+      entries = page.entries;
+    }
+    if (cacheFile) await writeCachedIndex(cacheFile, { generation: page.generation, entries });
+    return new Map(entries.map((e) => [e.id, e]));
   }
 
   /** Snapshot records of one host, or of every host, oldest first. */
@@ -102,6 +114,21 @@ export class Repository {
   body(snapshot: SnapshotInfo) {
     return decodeSnapshotBody(decodeSnapshotEnvelope(snapshot.bytes), this.keys);
   }
+}
+
+async function readCachedIndex(file: string): Promise<{ generation: number; entries: BlobLocation[] } | null> {
+  try {
+    return decodeIndex(await readFile(file));
+  } catch {
+    return null;
+  }
+}
+
+async function writeCachedIndex(file: string, page: { generation: number; entries: BlobLocation[] }): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, encodeIndex(page));
+  await rename(tmp, file);
 }
 
 async function loadKeys(remote: Remote, source: KeySource): Promise<MasterKeys> {

@@ -33,8 +33,9 @@ export interface ScanOptions {
    * Patterns of paths to leave out, gitignore-like, matched against `rel`: a pattern without a '/'
    * matches a name at any depth ('*.tmp', 'node_modules'); one with a '/' inside is anchored at the
    * root ('build/out', '/cache'); a trailing '/' matches directories only ('cache/'); '**' spans
-   * directories ('**\/node_modules', 'logs/**'); a leading '!' takes a path back in. The last
-   * pattern that matches decides. An excluded directory is not entered.
+   * directories ('**\/node_modules'; 'logs/**' leaves out logs itself too); a leading '!' takes a
+   * path back in. The last pattern that matches decides. An excluded directory is not entered, so
+   * nothing below it can be taken back in (as in git).
    */
   exclude?: string[];
   /** Told about each entry that could not be read (and was skipped); defaults to process.emitWarning. */

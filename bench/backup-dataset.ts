@@ -102,7 +102,10 @@ function cacheDir(scale: Scale): string {
 export async function pristineDataset(generator: string, scale: Scale, progress: (line: string) => void): Promise<Dataset> {
   const dir = cacheDir(scale);
   const summaryFile = `${dir}.json`;
-  const summary = await readFile(summaryFile, 'utf8').then((t) => JSON.parse(t) as Dataset, () => null);
+  const summary = await readFile(summaryFile, 'utf8').then(
+    (t) => JSON.parse(t) as Dataset,
+    () => null,
+  );
   if (summary) {
     progress(`checking the cached data set ${dir}…`);
     const m = await manifestOf(dir).catch(() => null);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,19 +30,20 @@ function withConnection(cmd: Command): Command {
     .option('--json', 'print JSON for scripts');
 }
 
-async function connect(flags: CommonFlags): Promise<{ config: AgentConfig; remote: GatewayRemote }> {
+async function connect(flags: CommonFlags): Promise<{ config: AgentConfig; remote: GatewayRemote; identity: string }> {
   const config = await loadConfig(flags);
   const [certPem, keyPem, caPem] = await Promise.all([
     readFile(config.cert, 'utf8'),
     readFile(config.key, 'utf8'),
     config.ca ? readFile(config.ca, 'utf8') : undefined,
   ]);
-  return { config, remote: new GatewayRemote({ url: config.gateway, certPem, keyPem, caPem }) };
+  const identity = createHash('sha256').update(config.gateway).update(certPem).digest('hex').slice(0, 16);
+  return { config, remote: new GatewayRemote({ url: config.gateway, certPem, keyPem, caPem }), identity };
 }
 
 async function openRepo(flags: CommonFlags) {
-  const { config, remote } = await connect(flags);
-  return { config, repo: await Repository.open(remote, { passphrase: config.passphrase, keyFile: config.keyFile }) };
+  const { config, remote, identity } = await connect(flags);
+  return { config, identity, repo: await Repository.open(remote, { passphrase: config.passphrase, keyFile: config.keyFile }) };
 }
 
 export function addAgentCommands(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
@@ -60,6 +62,9 @@ export function addAgentCommands(program: Command, run: (fn: () => Promise<void>
     );
   withConnection(program.command('snapshots').description('list the snapshots on the gateway')).action((flags: CommonFlags) =>
     run(() => listSnapshots(flags), flags.json),
+  );
+  withConnection(program.command('diff <snapshot1> <snapshot2>').description('list what changed between two snapshots')).action(
+    (a: string, b: string, flags: CommonFlags) => run(() => diff(a, b, flags), flags.json),
   );
   withConnection(program.command('ls <snapshot> [path]').description('list the files of a snapshot')).action(
     (snapshot: string, path: string | undefined, flags: CommonFlags) => run(() => ls(snapshot, path, flags), flags.json),
@@ -115,13 +120,17 @@ function say(flags: CommonFlags, text: string): void {
   else if (!flags.quiet) process.stdout.write(text + '\n');
 }
 
+function stateDir(): string {
+  return process.env.KURA_STATE_DIR ?? join(homedir(), '.cache', 'kura');
+}
+
 function pidFile(host: string): string {
-  return join(process.env.KURA_STATE_DIR ?? join(homedir(), '.cache', 'kura'), `backup-${host}.pid`);
+  return join(stateDir(), `backup-${host}.pid`);
 }
 
 async function backup(folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }): Promise<void> {
-  const { config, repo } = await openRepo(flags);
-  if (flags.cancel) return cancelRunning(config.host, flags);
+  if (flags.cancel) return cancelRunning((await loadConfig(flags)).host, flags);
+  const { config, repo, identity } = await openRepo(flags);
   if (flags.type !== 'incremental' && flags.type !== 'full') throw new Error('--type must be incremental or full');
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
@@ -141,6 +150,7 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
       host: config.host,
       type: flags.type,
       exclude: config.exclude,
+      indexCache: join(stateDir(), `index-${identity}.json`),
       isCancelled: () => cancelled,
       onFile: (t, bytes) => reporter.file(t.files, bytes),
       onUploaded: (bytes) => reporter.uploaded(bytes),
@@ -242,4 +252,22 @@ async function ls(spec: string, path: string | undefined, flags: CommonFlags): P
       process.stdout.write(
         `${e.type === 'dir' ? 'd' : e.type === 'symlink' ? 'l' : '-'} ${String(e.size).padStart(12)}  ${e.name}${e.type === 'dir' ? '/' : ''}\n`,
       );
+}
+
+async function diff(a: string, b: string, flags: CommonFlags): Promise<void> {
+  const { repo } = await openRepo(flags);
+  const all = await repo.snapshots();
+  const [left, right] = [pickSnapshot(all, a), pickSnapshot(all, b)];
+  const { BlobReader, TreeLoader } = await import('../agent/trees.js');
+  const { diffTrees } = await import('../agent/diff.js');
+  const trees = new TreeLoader(new BlobReader(repo.remote, await repo.index(), repo.codec));
+  const lines = await diffTrees(trees, repo.body(left).tree, repo.body(right).tree);
+  if (flags.json) return void process.stdout.write(JSON.stringify(lines, null, 2) + '\n');
+  const mark = { added: '+', removed: '-', changed: 'M' } as const;
+  for (const l of lines) process.stdout.write(`${mark[l.change]} ${l.path}${l.type === 'dir' ? '/' : ''}\n`);
+  const count = (c: string) => lines.filter((l) => l.change === c).length;
+  say(
+    flags,
+    `${count('added')} added, ${count('removed')} removed, ${count('changed')} changed between ${left.id.slice(0, 12)} and ${right.id.slice(0, 12)}`,
+  );
 }

@@ -1,0 +1,433 @@
+/**
+ * Backup benchmark: the Kura agent and gateway against restic on a local repository, on the shared
+ * deterministic data set (gen-dataset.mjs): initial backup, a "day of changes", incremental backup,
+ * full restore. Times are wall clock of each CLI process; every restore is verified against its
+ * source. See bench/README.md.
+ *
+ *   node dist/bench/backup.js [--scale default|small|tiny] [--json]
+ *                             ["--agent-node-args=--cpu-prof --cpu-prof-dir=DIR"]
+ *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"]
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  bytesUnder,
+  copyDataset,
+  mutateDataset,
+  pristineDataset,
+  restoredRoot,
+  verifyRestore,
+  type Dataset,
+  type Mutation,
+  type Scale,
+  type Verification,
+} from './backup-dataset.js';
+import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './backup-procs.js';
+
+const MB = 1e6;
+const HERE = dirname(fileURLToPath(import.meta.url));
+const KURA_CLI = resolve(HERE, '../cli/kura.js');
+const DEFAULT_GENERATOR = resolve(HERE, '../../../shared/bench/gen-dataset.mjs');
+const GOAL_TIME_RATIO = 1.0;
+const GOAL_BYTES_RATIO = 1.1;
+
+interface Options {
+  scale: Scale;
+  json: boolean;
+  generator: string;
+  agentNodeArgs: string[];
+  gatewayNodeArgs: string[];
+}
+
+/** One operation by one tool. `bytes`: what the tool says it uploaded/added; `stored`: growth of its packs on disk. */
+interface Op {
+  seconds: number;
+  bytes: number;
+  stored: number;
+  peakRssMB: number | null;
+}
+
+interface ToolFigures {
+  initial: Op;
+  incremental: Op;
+  restore: Op;
+  restoreCheck: Verification;
+}
+
+function progress(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      scale: { type: 'string', default: 'default' },
+      json: { type: 'boolean', default: false },
+      generator: { type: 'string', default: process.env.KURA_BENCH_GENERATOR ?? DEFAULT_GENERATOR },
+      'agent-node-args': { type: 'string' },
+      'gateway-node-args': { type: 'string' },
+    },
+  });
+  const scale = values.scale;
+  if (scale !== 'default' && scale !== 'small' && scale !== 'tiny') throw new Error('--scale takes default, small or tiny');
+  return {
+    scale,
+    json: values.json,
+    generator: resolve(values.generator),
+    agentNodeArgs: nodeFlags(values['agent-node-args']),
+    gatewayNodeArgs: nodeFlags(values['gateway-node-args']),
+  };
+}
+
+function fromMs(started: bigint): string {
+  return `${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s`;
+}
+
+async function step<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  progress(`${label}…`);
+  const started = process.hrtime.bigint();
+  const out = await fn();
+  progress(`${label}: done in ${fromMs(started)}`);
+  return out;
+}
+
+/** The JSON line of an NDJSON output whose `key` is `value` (the last one). */
+function eventOf(stdout: string, key: string, value: string): Record<string, unknown> {
+  const lines = stdout.trim().split('\n').reverse();
+  for (const line of lines) {
+    try {
+      const event = JSON.parse(line) as Record<string, unknown>;
+      if (event[key] === value) return event;
+    } catch {
+      continue;
+    }
+  }
+  throw new Error(`no ${key}=${value} line in the output:\n${stdout.slice(-2000)}`);
+}
+
+// ---------------------------------------------------------------- Kura
+
+class KuraRun {
+  private constructor(
+    readonly server: Server,
+    readonly dataDir: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly nodeArgs: string[],
+  ) {}
+
+  static async start(workDir: string, opts: Options): Promise<KuraRun> {
+    const dataDir = join(workDir, 'kura-data');
+    const args = [...opts.gatewayNodeArgs, KURA_CLI, 'serve', '--data', dataDir, '--port', '0', '--host', '127.0.0.1'];
+    const server = await startServer(process.execPath, args, /listening on (https:\/\/\S+\/)/);
+    const demo = join(dataDir, 'demo');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      KURA_GATEWAY: server.url,
+      KURA_CERT: join(demo, 'demo.pem'),
+      KURA_KEY: join(demo, 'demo.key'),
+      KURA_CA: join(demo, 'ca.pem'),
+      KURA_PASSPHRASE: 'kura-bench passphrase',
+      KURA_HOST: 'bench',
+      KURA_STATE_DIR: join(workDir, 'kura-state'),
+    };
+    return new KuraRun(server, dataDir, env, opts.agentNodeArgs);
+  }
+
+  cli(args: string[]): Promise<TimedRun> {
+    return runTimed(process.execPath, [...this.nodeArgs, KURA_CLI, ...args], this.env);
+  }
+
+  /** Pack bytes in every area's /.kura/packs/ on the gateway's disk. */
+  async packBytes(): Promise<number> {
+    const areas = join(this.dataDir, 'areas');
+    const ids = await readdir(areas).catch(() => []);
+    const sizes = await Promise.all(ids.map((id) => bytesUnder(join(areas, id, 'kura', 'packs'))));
+    return sizes.reduce((a, b) => a + b, 0);
+  }
+
+  async backup(dir: string): Promise<Op> {
+    const before = await this.packBytes();
+    const run = await this.cli(['backup', dir, '--json']);
+    const summary = eventOf(run.stdout, 'event', 'summary');
+    const stored = (await this.packBytes()) - before;
+    return { seconds: run.seconds, bytes: Number(summary.bytesUploaded), stored, peakRssMB: run.peakRssMB };
+  }
+
+  async restore(target: string): Promise<Op> {
+    const run = await this.cli(['restore', 'latest', '--target', target, '--json']);
+    const summary = eventOf(run.stdout, 'event', 'summary');
+    const failed = summary.failed;
+    if (Array.isArray(failed) && failed.length > 0) throw new Error(`Kura restore failed files: ${JSON.stringify(failed.slice(0, 5))}`);
+    return { seconds: run.seconds, bytes: Number(summary.bytes), stored: 0, peakRssMB: run.peakRssMB };
+  }
+}
+
+// ---------------------------------------------------------------- restic
+
+class ResticRun {
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    private readonly repo: string,
+    cacheDir: string,
+  ) {
+    this.env = { ...process.env, RESTIC_PASSWORD: 'kura-bench passphrase', RESTIC_CACHE_DIR: cacheDir };
+  }
+
+  cli(args: string[]): Promise<TimedRun> {
+    return runTimed('restic', ['--repo', this.repo, ...args], this.env);
+  }
+
+  packBytes(): Promise<number> {
+    return bytesUnder(join(this.repo, 'data'));
+  }
+
+  async backup(dir: string): Promise<Op> {
+    const before = await this.packBytes();
+    const run = await this.cli(['backup', '--json', dir]);
+    const summary = eventOf(run.stdout, 'message_type', 'summary');
+    const stored = (await this.packBytes()) - before;
+    return { seconds: run.seconds, bytes: Number(summary.data_added), stored, peakRssMB: run.peakRssMB };
+  }
+
+  async restore(target: string): Promise<Op> {
+    const run = await this.cli(['restore', 'latest', '--target', target]);
+    return { seconds: run.seconds, bytes: 0, stored: 0, peakRssMB: run.peakRssMB };
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+interface Sources {
+  kura: string;
+  restic: string;
+}
+
+/** Each tool gets its own copy of the pristine data set, at the same depth and with the same name. */
+async function makeSources(workDir: string, pristine: Dataset): Promise<Sources> {
+  const sources = { kura: join(workDir, 'kura', 'dataset'), restic: join(workDir, 'restic', 'dataset') };
+  for (const dir of [sources.kura, sources.restic]) {
+    await mkdir(dirname(dir), { recursive: true });
+    await step(`copying the data set to ${dir}`, () => copyDataset(pristine.dir, dir));
+  }
+  return sources;
+}
+
+async function mutateBoth(generator: string, sources: Sources): Promise<Mutation> {
+  const kura = await mutateDataset(generator, sources.kura);
+  const restic = await mutateDataset(generator, sources.restic);
+  if (kura.changedBytes !== restic.changedBytes || kura.bytes !== restic.bytes || kura.files !== restic.files) {
+    throw new Error(`the two copies were mutated differently: ${JSON.stringify({ kura, restic })}`);
+  }
+  return kura;
+}
+
+/** Restores into an empty folder, checks the result against the source, then frees the disk space. */
+async function restoreAndVerify(name: string, target: string, source: string, restore: (t: string) => Promise<Op>) {
+  await mkdir(target, { recursive: true });
+  const op = await step(`${name} restore`, () => restore(target));
+  const check = await step(`${name} restore: verifying`, async () => verifyRestore(source, await restoredRoot(target, source)));
+  if (op.bytes === 0) op.bytes = check.bytes;
+  await rm(target, { recursive: true, force: true });
+  return { op, check };
+}
+
+interface RunResult {
+  dataset: Dataset;
+  mutation: Mutation;
+  kura: ToolFigures;
+  restic: ToolFigures;
+  gatewayPeakRssMB: number;
+  gatewayPackBytes: number;
+  resticPackBytes: number;
+}
+
+/** Runs every phase, Kura then restic for each, so a change in the machine's load falls on both. */
+async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise<RunResult> {
+  const sources = await makeSources(workDir, dataset);
+  const kura = await step('starting the Kura gateway', () => KuraRun.start(workDir, opts));
+  try {
+    const restic = new ResticRun(join(workDir, 'restic-repo'), join(workDir, 'restic-cache'));
+    await step('Kura key init (encrypted)', () => kura.cli(['key', 'init']));
+    await step('restic init', () => restic.cli(['init']));
+    const kInitial = await step('Kura initial backup', () => kura.backup(sources.kura));
+    const rInitial = await step('restic initial backup', () => restic.backup(sources.restic));
+    const mutation = await step('mutating both copies', () => mutateBoth(opts.generator, sources));
+    const kIncr = await step('Kura incremental backup', () => kura.backup(sources.kura));
+    const rIncr = await step('restic incremental backup', () => restic.backup(sources.restic));
+    const kRestore = await restoreAndVerify('Kura', join(workDir, 'kura-restore'), sources.kura, (t) => kura.restore(t));
+    const rRestore = await restoreAndVerify('restic', join(workDir, 'restic-restore'), sources.restic, (t) => restic.restore(t));
+    return {
+      dataset,
+      mutation,
+      kura: { initial: kInitial, incremental: kIncr, restore: kRestore.op, restoreCheck: kRestore.check },
+      restic: { initial: rInitial, incremental: rIncr, restore: rRestore.op, restoreCheck: rRestore.check },
+      gatewayPeakRssMB: await kura.server.rss.finish(),
+      gatewayPackBytes: await kura.packBytes(),
+      resticPackBytes: await restic.packBytes(),
+    };
+  } finally {
+    await stopServer(kura.server.child);
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const OPERATIONS = ['initial', 'incremental', 'restore'] as const;
+
+interface Row {
+  operation: (typeof OPERATIONS)[number];
+  kuraSeconds: number;
+  resticSeconds: number;
+  timeRatio: number;
+  kuraBytes: number;
+  resticBytes: number;
+  kuraStoredBytes: number;
+  resticStoredBytes: number;
+  kuraAgentPeakRssMB: number | null;
+  resticPeakRssMB: number | null;
+}
+
+interface Goal {
+  goal: string;
+  value: number;
+  limit: number;
+  met: boolean;
+}
+
+interface Report {
+  scale: Scale;
+  dataset: { files: number; bytes: number };
+  mutation: { changedBytes: number; files: number; bytes: number };
+  rows: Row[];
+  incrementalBytesRatio: { uploadedVsDataAdded: number; storedVsStored: number };
+  goals: Goal[];
+  kuraPeakRssMB: { gateway: number; agent: number | null };
+  packBytesOnDisk: { kura: number; restic: number };
+  restoreVerified: { kura: Verification; restic: Verification };
+}
+
+function rowOf(operation: Row['operation'], r: RunResult): Row {
+  const k = r.kura[operation];
+  const s = r.restic[operation];
+  return {
+    operation,
+    kuraSeconds: k.seconds,
+    resticSeconds: s.seconds,
+    timeRatio: k.seconds / s.seconds,
+    kuraBytes: k.bytes,
+    resticBytes: s.bytes,
+    kuraStoredBytes: k.stored,
+    resticStoredBytes: s.stored,
+    kuraAgentPeakRssMB: k.peakRssMB,
+    resticPeakRssMB: s.peakRssMB,
+  };
+}
+
+function buildReport(scale: Scale, r: RunResult): Report {
+  const rows = OPERATIONS.map((op) => rowOf(op, r));
+  const incr = rows[1]!;
+  const storedRatio = incr.kuraStoredBytes / incr.resticStoredBytes;
+  const goals: Goal[] = rows.map((row) => ({
+    goal: `${row.operation} time Kura/restic ≤ ${GOAL_TIME_RATIO.toFixed(2)}`,
+    value: row.timeRatio,
+    limit: GOAL_TIME_RATIO,
+    met: row.timeRatio <= GOAL_TIME_RATIO,
+  }));
+  goals.push({
+    goal: `incremental bytes stored Kura/restic ≤ ${GOAL_BYTES_RATIO.toFixed(2)}`,
+    value: storedRatio,
+    limit: GOAL_BYTES_RATIO,
+    met: storedRatio <= GOAL_BYTES_RATIO,
+  });
+  const agentPeaks = rows.map((row) => row.kuraAgentPeakRssMB).filter((v): v is number => v !== null);
+  return {
+    scale,
+    dataset: { files: r.dataset.files, bytes: r.dataset.bytes },
+    mutation: { changedBytes: r.mutation.changedBytes, files: r.mutation.files, bytes: r.mutation.bytes },
+    rows,
+    incrementalBytesRatio: { uploadedVsDataAdded: incr.kuraBytes / incr.resticBytes, storedVsStored: storedRatio },
+    goals,
+    kuraPeakRssMB: { gateway: r.gatewayPeakRssMB, agent: agentPeaks.length > 0 ? Math.max(...agentPeaks) : null },
+    packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
+    restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
+  };
+}
+
+const mb = (bytes: number) => (bytes / MB).toFixed(1);
+const rss = (v: number | null) => (v === null ? 'n/a' : v.toFixed(1));
+
+function tableLines(r: Report): string[] {
+  const widths = [12, 8, 9, 8, 12, 12, 11, 11, 9, 9];
+  const row = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' ');
+  return [
+    row(['operation', 'Kura s', 'restic s', 'K/r', 'Kura MB', 'restic MB', 'Kura st.MB', 'rest. st.MB', 'agent RSS', 'restic RSS']),
+    ...r.rows.map((x) =>
+      row([
+        x.operation,
+        x.kuraSeconds.toFixed(1),
+        x.resticSeconds.toFixed(1),
+        x.timeRatio.toFixed(2),
+        mb(x.kuraBytes),
+        mb(x.resticBytes),
+        x.operation === 'restore' ? '-' : mb(x.kuraStoredBytes),
+        x.operation === 'restore' ? '-' : mb(x.resticStoredBytes),
+        rss(x.kuraAgentPeakRssMB),
+        rss(x.resticPeakRssMB),
+      ]),
+    ),
+  ];
+}
+
+function printReport(r: Report): void {
+  const v = r.restoreVerified;
+  const lines = [
+    `Backup benchmark, scale ${r.scale}: ${r.dataset.files} files, ${mb(r.dataset.bytes)} MB (MB = 10^6 bytes, seconds = wall clock)`,
+    `Mutation: ${mb(r.mutation.changedBytes)} MB changed; afterwards ${r.mutation.files} files, ${mb(r.mutation.bytes)} MB`,
+    '',
+    ...tableLines(r),
+    '',
+    'Kura MB: bytesUploaded (backup) or bytes restored; restic MB: data_added (before compression) or bytes restored.',
+    'st.MB: growth of the pack files on disk (Kura: the gateway’s /.kura/packs; restic: the repository’s data/).',
+    `Incremental bytes Kura/restic: stored ${r.incrementalBytesRatio.storedVsStored.toFixed(2)}, ` +
+      `uploaded vs data_added ${r.incrementalBytesRatio.uploadedVsDataAdded.toFixed(2)}`,
+    `Pack bytes on disk at the end: Kura ${mb(r.packBytesOnDisk.kura)} MB, restic ${mb(r.packBytesOnDisk.restic)} MB`,
+    `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +
+      `restic ${v.restic.files} files / ${mb(v.restic.bytes)} MB (${v.restic.sampled} hashed)`,
+    `Kura peak RSS: gateway ${rss(r.kuraPeakRssMB.gateway)} MB, agent ${rss(r.kuraPeakRssMB.agent)} MB (largest of the three runs)`,
+    '',
+    ...r.goals.map((g) => `${g.met ? 'met    ' : 'NOT met'}  ${g.goal}: ${g.value.toFixed(2)}`),
+  ];
+  console.log(lines.join('\n'));
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const opts = readOptions();
+  await readFile(opts.generator).catch(() => {
+    throw new Error(`cannot read the data set generator ${opts.generator} (give --generator PATH)`);
+  });
+  const started = process.hrtime.bigint();
+  const dataset = await pristineDataset(opts.generator, opts.scale, progress);
+  progress(`data set: ${dataset.files} files, ${mb(dataset.bytes)} MB in ${dataset.dir}`);
+  const workDir = await mkdtemp(join(tmpdir(), 'kura-bench-backup-'));
+  const cleanUp = () => rm(workDir, { recursive: true, force: true });
+  process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
+  try {
+    const report = buildReport(opts.scale, await runAll(workDir, opts, dataset));
+    if (opts.json) console.log(JSON.stringify(report, null, 2));
+    else printReport(report);
+  } finally {
+    await step('removing the temp folder', cleanUp);
+    progress(`total ${fromMs(started)}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
