@@ -10,6 +10,8 @@ export interface RestoreOptions {
   target: string;
   /** Only these paths inside the snapshot (e.g. 'Documents/report.txt'); everything when empty. */
   paths: string[];
+  /** Called once the work is known: files to write and their bytes. */
+  onPlan?: (files: number, bytes: number) => void;
   onFile?: (done: RestoreCounts) => void;
   onBytes?: (bytes: number) => void;
 }
@@ -70,6 +72,10 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
         plans.push({ rel, entry, tmp: join(dirname(path), `.kura-restore-${randomBytes(6).toString('hex')}`), remaining: 0, failed: null });
     }
   });
+  opts.onPlan?.(
+    plans.length,
+    plans.reduce((n, p) => n + p.entry.size, 0),
+  );
   await restoreFiles(plans, index, blobs, repo, opts, counts);
   for (const d of dirs.reverse()) await setMeta(d.path, d.entry);
   return counts;

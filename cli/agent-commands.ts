@@ -135,6 +135,10 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
   const reporter = new AgentReporter(flags, 'backup');
+  void countFiles(targets, config.exclude).then(
+    ({ files, bytes }) => reporter.progress.setTotals(files, bytes),
+    () => undefined,
+  );
   let cancelled = false;
   const onSignal = () => {
     cancelled = true;
@@ -152,8 +156,7 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
       exclude: config.exclude,
       indexCache: join(stateDir(), `index-${identity}.json`),
       isCancelled: () => cancelled,
-      onFile: (t, bytes) => reporter.file(t.files, bytes),
-      onUploaded: (bytes) => reporter.uploaded(bytes),
+      onFile: (_t, bytes) => reporter.progress.add(1, bytes),
       onWarning: (path, err) => reporter.note(`skipped ${path}: ${(err as Error).message}`),
     });
     reporter.backupSummary(result);
@@ -182,6 +185,21 @@ async function cancelRunning(host: string, flags: CommonFlags): Promise<void> {
   }
 }
 
+/** Counts the files and bytes to back up, for the ETA; runs beside the backup itself. */
+async function countFiles(folders: string[], exclude: string[]): Promise<{ files: number; bytes: number }> {
+  const { scan } = await import('../agent/scan.js');
+  let files = 0;
+  let bytes = 0;
+  for (const folder of folders) {
+    for await (const e of scan(folder, { exclude })) {
+      if (e.type !== 'file') continue;
+      files++;
+      bytes += e.size;
+    }
+  }
+  return { files, bytes };
+}
+
 /** Picks a snapshot: "latest", an id prefix, or a time (the last snapshot at or before it). */
 export function pickSnapshot(all: SnapshotInfo[], spec: string, host?: string): SnapshotInfo {
   const list = host ? all.filter((s) => s.host === host) : all;
@@ -207,8 +225,9 @@ async function restore(spec: string, paths: string[], flags: CommonFlags & { tar
   const counts = await runRestore(repo, snapshot, {
     target: resolve(flags.target),
     paths,
-    onFile: (c) => reporter.file(c.restored + c.skipped, 0),
-    onBytes: (b) => reporter.uploaded(b),
+    onPlan: (files, bytes) => reporter.progress.setTotals(files, bytes),
+    onFile: () => reporter.progress.add(1, 0),
+    onBytes: (b) => reporter.progress.add(0, b),
   });
   reporter.restoreSummary(snapshot, counts, flags.target);
   if (counts.failed.length > 0) process.exitCode = 3;

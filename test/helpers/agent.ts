@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parsePack } from '../../format/index.js';
 import { areaLayout } from '../../gateway/storage/data-dir.js';
 import type { TestGateway, TestUser } from './gateway.js';
 import { kuraCli, makeTempDir, repoRoot, run, watch, type RunResult, type Watched } from './processes.js';
@@ -224,3 +225,65 @@ export function exitOf(w: Watched): Promise<{ code: number | null; signal: NodeJ
   return new Promise((r) => c.once('exit', (code, signal) => r({ code, signal })));
 }
 
+
+/**
+ * Adds what the benchmark dataset lacks: unusual modes (0600 and 0755 files in a 0700 folder), an empty
+ * file, an empty folder and symlinks to a file and to a folder. They live under media/ and sort after
+ * the generator's large files, so `mutate` (which follows links and edits media/'s first two files) leaves them alone.
+ */
+export async function decorateTree(dir: string): Promise<void> {
+  const perm = join(dir, 'media', 'perm');
+  await mkdir(perm, { recursive: true });
+  await writeFile(join(perm, 'secret.txt'), 'only for me\n', { mode: 0o600 });
+  await writeFile(join(perm, 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  await writeFile(join(perm, 'empty.txt'), '');
+  await chmod(join(perm, 'secret.txt'), 0o600);
+  await chmod(join(perm, 'run.sh'), 0o755);
+  await chmod(perm, 0o700);
+  await mkdir(join(dir, 'media', 'void'));
+  await symlink('large_1.bin', join(dir, 'media', 'zlink'));
+  await symlink('../copies', join(dir, 'media', 'zdir'));
+}
+
+/** A small tree of every kind: text files, a multi-chunk random file (unless randomSize is 0), modes, a symlink, an empty folder. */
+export async function smallTree(dir: string, randomSize = 3 << 20): Promise<void> {
+  await mkdir(join(dir, 'sub', 'deeper'), { recursive: true });
+  await writeFile(join(dir, 'a.txt'), 'hello kura\n');
+  await writeFile(join(dir, 'sub', 'b.md'), '# notes\n'.repeat(500));
+  if (randomSize > 0) await writeFile(join(dir, 'sub', 'deeper', 'random.bin'), randomBytes(randomSize));
+  await writeFile(join(dir, 'tool.sh'), '#!/bin/sh\n');
+  await chmod(join(dir, 'tool.sh'), 0o755);
+  await chmod(join(dir, 'sub'), 0o700);
+  await mkdir(join(dir, 'empty'));
+  await symlink('sub/b.md', join(dir, 'link-to-b'));
+}
+
+/** Writes n files of `size` random bytes into dir. */
+export async function randomFiles(dir: string, n: number, size: number, prefix = 'random'): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < n; i++) await writeFile(join(dir, `${prefix}_${i}.bin`), randomBytes(size));
+}
+
+/**
+ * Flips one byte in the middle of the largest data blob of the largest stored pack, on the gateway's
+ * disk. Returns the pack's path and the blob's id.
+ */
+export async function corruptBiggestPack(gw: TestGateway, user: TestUser): Promise<{ pack: string; blob: string }> {
+  const packs = (await storedPacks(gw, user)).sort((a, b) => b.size - a.size);
+  const pack = packs[0];
+  if (!pack) throw new Error('no pack stored');
+  const { entries } = parsePack(await readFile(pack.path));
+  const blob = entries.filter((e) => e.type === 'data').sort((a, b) => b.length - a.length)[0];
+  if (!blob) throw new Error('the biggest pack holds no data blob');
+  const at = blob.offset + Math.floor(blob.length / 2);
+  const fh = await open(pack.path, 'r+');
+  try {
+    const one = Buffer.alloc(1);
+    await fh.read(one, 0, 1, at);
+    one[0] = (one[0] ?? 0) ^ 0xff;
+    await fh.write(one, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+  return { pack: pack.path, blob: blob.id };
+}
