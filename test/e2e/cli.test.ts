@@ -340,8 +340,13 @@ describe('kura serve on an empty data folder (the first-start contract)', () => 
     assert.match(server.output(), /Stopping the gateway/);
     server = watch(process.execPath, [kuraCli, 'serve', '--data', data, '--port', '0'], { cwd: repoRoot });
     const listening = await server.waitFor(/Kura gateway listening on (https:\/\/127\.0\.0\.1:\d+\/)/);
-    assert.doesNotMatch(server.output(), /Created a development CA|Demo user/);
+    assert.doesNotMatch(server.output(), /Created a development CA|Created the demo user/);
     assert.equal(await readFile(demo.cert, 'utf8'), demoCert);
+    const users = await adminJson<{ name: string }[]>(data, ['user', 'list']);
+    assert.deepEqual(
+      users.map((u) => u.name),
+      ['demo'],
+    );
     const healthz = await curl(tmp, ['--cacert', demo.ca, `${listening[1] ?? ''}healthz`]);
     assert.deepEqual(healthz, { status: 200, body: '{"status":"ok"}' });
     assert.equal(await server.stop('SIGTERM'), 0);
