@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { chunkFile } from './chunker.js';
+import { chunkFile, type ChunkerParams } from './chunker.js';
 import { scan, type ScanEntry } from './scan.js';
 import { encodeTree, type TreeEntry } from '../format/index.js';
 import type { Packer } from './packer.js';
@@ -18,6 +18,7 @@ export interface ArchiveTotals {
 }
 
 export interface ArchiverDeps {
+  chunker: ChunkerParams;
   codec: { id(plain: Buffer): string; encode(plain: Buffer): Buffer };
   known: Set<string>;
   packer: Packer;
@@ -104,7 +105,7 @@ export class Archiver {
 
   private async storeFile(path: string): Promise<string[]> {
     const ids: string[] = [];
-    for await (const chunk of chunkFile(path)) {
+    for await (const chunk of chunkFile(path, this.deps.chunker)) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       this.totals.bytesRead += chunk.length;
       ids.push(await this.storeBlob(chunk, 'data'));

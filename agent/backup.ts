@@ -38,6 +38,7 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   await parentTrees.preload(parentRoot);
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);
   const archiver = new Archiver({
+    chunker: repo.chunker,
     codec: repo.codec,
     known: new Set(index.keys()),
     packer,

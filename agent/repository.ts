@@ -15,8 +15,10 @@ import {
   generateKeys,
   unwrapKeys,
   wrapKeys,
+  type ChunkerParams,
   type MasterKeys,
 } from '../format/index.js';
+import { DEFAULT_CHUNKER } from './chunker.js';
 import type { Remote } from './remote.js';
 
 export class RepositoryError extends Error {}
@@ -54,6 +56,8 @@ export class Repository {
     readonly remote: Remote,
     readonly keys: MasterKeys | null,
     readonly codec: BlobCodec,
+    /** The chunker parameters fixed when the repository was created (dedup needs the same cuts). */
+    readonly chunker: ChunkerParams,
   ) {}
 
   /** Opens an initialised repository with the key source; throws RepositoryError in plain words. */
@@ -62,7 +66,7 @@ export class Repository {
     if (!configBytes) throw new RepositoryError('this area has no backup repository yet: run `kura key init` first');
     const config = decodeConfig(configBytes);
     const keys = config.encrypted ? await loadKeys(remote, source) : null;
-    return new Repository(remote, keys, new BlobCodec(keys));
+    return new Repository(remote, keys, new BlobCodec(keys), config.chunker);
   }
 
   /** Creates the repository: plaintext, or encrypted with a passphrase (wrapped key kept on the gateway) or a key file. */
@@ -77,7 +81,7 @@ export class Repository {
       else if (opts.writeKeyFile) await opts.writeKeyFile(encodeKeyFile(keys));
       else throw new RepositoryError('give a passphrase (KURA_PASSPHRASE) or a key file (KURA_KEY_FILE), or choose --plaintext');
     }
-    await remote.putFile('/.kura/config', encodeConfig({ encrypted: !opts.plaintext }));
+    await remote.putFile('/.kura/config', encodeConfig({ encrypted: !opts.plaintext, chunker: { ...DEFAULT_CHUNKER } }));
   }
 
   /**

@@ -183,7 +183,7 @@ async function alreadyRestored(path: string, entry: TreeEntry, repo: Repository)
   if (!st || !st.isFile() || Number(st.size) !== entry.size) return false;
   if (st.mtimeNs / 1000000n !== BigInt(entry.mtimeNs) / 1000000n) return false;
   const ids: string[] = [];
-  for await (const chunk of chunkFile(path)) ids.push(repo.codec.id(chunk));
+  for await (const chunk of chunkFile(path, repo.chunker)) ids.push(repo.codec.id(chunk));
   return ids.join() === (entry.content ?? []).join();
 }
 
