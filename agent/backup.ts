@@ -1,5 +1,5 @@
 import { encodeSnapshot } from '../format/index.js';
-import { Archiver, type ArchiveTotals } from './archiver.js';
+import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, packPath, TreeLoader } from './trees.js';
@@ -56,6 +56,7 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
     await packer.drain();
     throw err;
   }
+  if (opts.isCancelled()) throw new Cancelled('cancelled before the snapshot was committed');
   const totals = {
     ...archiver.totals,
     bytesUploaded: packer.uploadedBytes,

@@ -9,7 +9,7 @@
  *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -298,6 +298,26 @@ interface Goal {
   met: boolean;
 }
 
+interface LoadAverage {
+  start: number;
+  max: number;
+  end: number;
+}
+
+/** Samples the 1-minute load average: with 2 cores, a figure well above 2 means other work competed. */
+function watchLoad(): () => LoadAverage {
+  const now = () => loadavg()[0] ?? 0;
+  const start = now();
+  let max = start;
+  const timer = setInterval(() => (max = Math.max(max, now())), 5000);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    const end = now();
+    return { start, max: Math.max(max, end), end };
+  };
+}
+
 interface Report {
   scale: Scale;
   dataset: { files: number; bytes: number };
@@ -308,6 +328,8 @@ interface Report {
   kuraPeakRssMB: { gateway: number; agent: number | null };
   packBytesOnDisk: { kura: number; restic: number };
   restoreVerified: { kura: Verification; restic: Verification };
+  /** The machine's 1-minute load average at the start, its highest during the run (every 5 s), and at the end. */
+  loadAverage: LoadAverage;
 }
 
 function rowOf(operation: Row['operation'], r: RunResult): Row {
@@ -327,7 +349,7 @@ function rowOf(operation: Row['operation'], r: RunResult): Row {
   };
 }
 
-function buildReport(scale: Scale, r: RunResult): Report {
+function buildReport(scale: Scale, r: RunResult, load: LoadAverage): Report {
   const rows = OPERATIONS.map((op) => rowOf(op, r));
   const incr = rows[1]!;
   const storedRatio = incr.kuraStoredBytes / incr.resticStoredBytes;
@@ -354,6 +376,7 @@ function buildReport(scale: Scale, r: RunResult): Report {
     kuraPeakRssMB: { gateway: r.gatewayPeakRssMB, agent: agentPeaks.length > 0 ? Math.max(...agentPeaks) : null },
     packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
     restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
+    loadAverage: load,
   };
 }
 
@@ -398,6 +421,8 @@ function printReport(r: Report): void {
     `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +
       `restic ${v.restic.files} files / ${mb(v.restic.bytes)} MB (${v.restic.sampled} hashed)`,
     `Kura peak RSS: gateway ${rss(r.kuraPeakRssMB.gateway)} MB, agent ${rss(r.kuraPeakRssMB.agent)} MB (largest of the three runs)`,
+    `Load average (1 min): ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.max.toFixed(2)} at most, ` +
+      `${r.loadAverage.end.toFixed(2)} at the end`,
     '',
     ...r.goals.map((g) => `${g.met ? 'met    ' : 'NOT met'}  ${g.goal}: ${g.value.toFixed(2)}`),
   ];
@@ -412,13 +437,14 @@ async function main(): Promise<void> {
     throw new Error(`cannot read the data set generator ${opts.generator} (give --generator PATH)`);
   });
   const started = process.hrtime.bigint();
+  const load = watchLoad();
   const dataset = await pristineDataset(opts.generator, opts.scale, progress);
   progress(`data set: ${dataset.files} files, ${mb(dataset.bytes)} MB in ${dataset.dir}`);
   const workDir = await mkdtemp(join(tmpdir(), 'kura-bench-backup-'));
   const cleanUp = () => rm(workDir, { recursive: true, force: true });
   process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
   try {
-    const report = buildReport(opts.scale, await runAll(workDir, opts, dataset));
+    const report = buildReport(opts.scale, await runAll(workDir, opts, dataset), load());
     if (opts.json) console.log(JSON.stringify(report, null, 2));
     else printReport(report);
   } finally {

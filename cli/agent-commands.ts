@@ -174,11 +174,16 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
 }
 
 async function cancelRunning(host: string, flags: CommonFlags): Promise<void> {
-  const text = await readFile(pidFile(host), 'utf8').catch(() => null);
-  if (!text) return say(flags, `No backup is running for ${host}.`);
+  const pid = Number((await readFile(pidFile(host), 'utf8').catch(() => '')).trim());
+  // A pid file left by a killed run may name a process that reused the number: signal only a kura backup.
+  const cmdline = pid > 0 ? await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null) : null;
+  if (!pid || (cmdline !== null && !/kura[\s\S]*\bbackup\b/.test(cmdline.replace(/\0/g, ' ')))) {
+    await rm(pidFile(host), { force: true });
+    return say(flags, `No backup is running for ${host}.`);
+  }
   try {
-    process.kill(Number(text), 'SIGINT');
-    say(flags, `Asked the backup of ${host} (process ${text.trim()}) to stop.`);
+    process.kill(pid, 'SIGINT');
+    say(flags, `Asked the backup of ${host} (process ${pid}) to stop; it keeps what it has uploaded.`);
   } catch {
     await rm(pidFile(host), { force: true });
     say(flags, `No backup is running for ${host}.`);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parsePack } from '../../format/index.js';
 import { areaLayout } from '../../gateway/storage/data-dir.js';
@@ -16,11 +16,13 @@ export interface AgentOptions {
   passphrase?: string;
   keyFile?: string;
   host?: string;
+  /** The folder to create the agent's own folder in (default: the system's temp folder). */
+  under?: string;
 }
 
 /** Writes the user's certificate, key and the gateway CA to a fresh folder and returns the agent env for them. */
 export async function agentEnv(gw: TestGateway, user: TestUser, opts: AgentOptions = {}): Promise<AgentEnv> {
-  const dir = await makeTempDir('kura-agent-');
+  const dir = opts.under ? await mkdtemp(join(opts.under, 'agent-')) : await makeTempDir('kura-agent-');
   await Promise.all([
     writeFile(join(dir, 'cert.pem'), user.certPem),
     writeFile(join(dir, 'key.pem'), user.keyPem, { mode: 0o600 }),
@@ -98,7 +100,9 @@ export async function createDataset(dir: string, scale = 'tiny', seed = 1): Prom
 
 /** Applies mutation round k to dir; returns the bytes that really changed. */
 export async function mutateDataset(dir: string, round: number): Promise<number> {
-  const out = JSON.parse(await mustRun(process.execPath, [genDataset, 'mutate', dir, '--round', String(round)])) as { changedBytes: number };
+  const out = JSON.parse(await mustRun(process.execPath, [genDataset, 'mutate', dir, '--round', String(round)])) as {
+    changedBytes: number;
+  };
   return out.changedBytes;
 }
 
@@ -224,7 +228,6 @@ export function exitOf(w: Watched): Promise<{ code: number | null; signal: NodeJ
   if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve({ code: c.exitCode, signal: c.signalCode });
   return new Promise((r) => c.once('exit', (code, signal) => r({ code, signal })));
 }
-
 
 /**
  * Adds what the benchmark dataset lacks: unusual modes (0600 and 0755 files in a 0700 folder), an empty
