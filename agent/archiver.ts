@@ -2,20 +2,12 @@ import { basename, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { chunkFile, type ChunkerParams } from './chunker.js';
 import { scan, type ScanEntry } from './scan.js';
-import { encodeTree, type TreeEntry } from '../format/index.js';
+import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
 import type { Packer } from './packer.js';
 import type { TreeLoader } from './trees.js';
 
 /** What the archiver counts for the progress line and the snapshot's totals. */
-export interface ArchiveTotals {
-  files: number;
-  dirs: number;
-  bytes: number;
-  newFiles: number;
-  changedFiles: number;
-  unchangedFiles: number;
-  bytesRead: number;
-}
+export type ArchiveTotals = Omit<SnapshotTotals, 'bytesUploaded' | 'durationMs'>;
 
 export interface ArchiverDeps {
   chunker: ChunkerParams;

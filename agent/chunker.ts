@@ -19,15 +19,14 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import type { ChunkerParams } from '../format/index.js';
 
-export interface ChunkerParams {
-  /** Smallest chunk (except the last one of a file); these bytes are never hashed. */
-  min: number;
-  /** Target size; its log2 (rounded) sets the mask widths. */
-  avg: number;
-  /** Largest chunk: a cut is forced here. */
-  max: number;
-}
+/**
+ * min: smallest chunk (except a file's last), whose bytes are never hashed; avg: target size, whose
+ * log2 sets the mask widths; max: a cut is forced here. The type is the format's: the parameters are
+ * fixed per repository in its config.
+ */
+export type { ChunkerParams };
 
 const KIB = 1024;
 const MIB = 1024 * KIB;

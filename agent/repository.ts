@@ -16,6 +16,7 @@ import {
   unwrapKeys,
   wrapKeys,
   type ChunkerParams,
+  type IndexEntry,
   type MasterKeys,
 } from '../format/index.js';
 import { DEFAULT_CHUNKER } from './chunker.js';
@@ -23,15 +24,8 @@ import type { Remote } from './remote.js';
 
 export class RepositoryError extends Error {}
 
-/** One index entry as the gateway reports it. */
-export interface BlobLocation {
-  id: string;
-  pack: string;
-  type: 'd' | 't';
-  offset: number;
-  length: number;
-  plainLength: number;
-}
+/** One index entry as the gateway reports it (format/index-entry.ts). */
+export type BlobLocation = IndexEntry;
 
 export interface SnapshotInfo {
   id: string;

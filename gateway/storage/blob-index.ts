@@ -1,17 +1,11 @@
 import { open, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import type { IndexEntry } from '../../format/index.js';
 import { KuraError } from '../errors.js';
 
-/** Where one blob lives: which pack, at which byte range, and its type ('d' data, 't' tree). */
-export interface IndexedBlob {
-  id: string;
-  pack: string;
-  type: 'd' | 't';
-  offset: number;
-  length: number;
-  plainLength: number;
-}
+/** Where one blob lives: which pack, at which byte range, and its type (format/index-entry.ts). */
+export type IndexedBlob = IndexEntry;
 
 const Line = z.object({
   g: z.number().int().positive(),
