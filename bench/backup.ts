@@ -9,7 +9,7 @@
  *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,16 +23,13 @@ import {
   type Dataset,
   type Mutation,
   type Scale,
-  type Verification,
 } from './backup-dataset.js';
+import { buildReport, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
 import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './backup-procs.js';
 
-const MB = 1e6;
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KURA_CLI = resolve(HERE, '../cli/kura.js');
 const DEFAULT_GENERATOR = resolve(HERE, '../../../shared/bench/gen-dataset.mjs');
-const GOAL_TIME_RATIO = 1.0;
-const GOAL_BYTES_RATIO = 1.1;
 
 interface Options {
   scale: Scale;
@@ -40,21 +37,6 @@ interface Options {
   generator: string;
   agentNodeArgs: string[];
   gatewayNodeArgs: string[];
-}
-
-/** One operation by one tool. `bytes`: what the tool says it uploaded/added; `stored`: growth of its packs on disk. */
-interface Op {
-  seconds: number;
-  bytes: number;
-  stored: number;
-  peakRssMB: number | null;
-}
-
-interface ToolFigures {
-  initial: Op;
-  incremental: Op;
-  restore: Op;
-  restoreCheck: Verification;
 }
 
 function progress(line: string): void {
@@ -235,16 +217,6 @@ async function restoreAndVerify(name: string, target: string, source: string, re
   return { op, check };
 }
 
-interface RunResult {
-  dataset: Dataset;
-  mutation: Mutation;
-  kura: ToolFigures;
-  restic: ToolFigures;
-  gatewayPeakRssMB: number;
-  gatewayPackBytes: number;
-  resticPackBytes: number;
-}
-
 /** Runs every phase, Kura then restic for each, so a change in the machine's load falls on both. */
 async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise<RunResult> {
   const sources = await makeSources(workDir, dataset);
@@ -272,161 +244,6 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
   } finally {
     await stopServer(kura.server.child);
   }
-}
-
-// ---------------------------------------------------------------- report
-
-const OPERATIONS = ['initial', 'incremental', 'restore'] as const;
-
-interface Row {
-  operation: (typeof OPERATIONS)[number];
-  kuraSeconds: number;
-  resticSeconds: number;
-  timeRatio: number;
-  kuraBytes: number;
-  resticBytes: number;
-  kuraStoredBytes: number;
-  resticStoredBytes: number;
-  kuraAgentPeakRssMB: number | null;
-  resticPeakRssMB: number | null;
-}
-
-interface Goal {
-  goal: string;
-  value: number;
-  limit: number;
-  met: boolean;
-}
-
-interface LoadAverage {
-  start: number;
-  max: number;
-  end: number;
-}
-
-/** Samples the 1-minute load average: with 2 cores, a figure well above 2 means other work competed. */
-function watchLoad(): () => LoadAverage {
-  const now = () => loadavg()[0] ?? 0;
-  const start = now();
-  let max = start;
-  const timer = setInterval(() => (max = Math.max(max, now())), 5000);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-    const end = now();
-    return { start, max: Math.max(max, end), end };
-  };
-}
-
-interface Report {
-  scale: Scale;
-  dataset: { files: number; bytes: number };
-  mutation: { changedBytes: number; files: number; bytes: number };
-  rows: Row[];
-  incrementalBytesRatio: { uploadedVsDataAdded: number; storedVsStored: number };
-  goals: Goal[];
-  kuraPeakRssMB: { gateway: number; agent: number | null };
-  packBytesOnDisk: { kura: number; restic: number };
-  restoreVerified: { kura: Verification; restic: Verification };
-  /** The machine's 1-minute load average at the start, its highest during the run (every 5 s), and at the end. */
-  loadAverage: LoadAverage;
-}
-
-function rowOf(operation: Row['operation'], r: RunResult): Row {
-  const k = r.kura[operation];
-  const s = r.restic[operation];
-  return {
-    operation,
-    kuraSeconds: k.seconds,
-    resticSeconds: s.seconds,
-    timeRatio: k.seconds / s.seconds,
-    kuraBytes: k.bytes,
-    resticBytes: s.bytes,
-    kuraStoredBytes: k.stored,
-    resticStoredBytes: s.stored,
-    kuraAgentPeakRssMB: k.peakRssMB,
-    resticPeakRssMB: s.peakRssMB,
-  };
-}
-
-function buildReport(scale: Scale, r: RunResult, load: LoadAverage): Report {
-  const rows = OPERATIONS.map((op) => rowOf(op, r));
-  const incr = rows[1]!;
-  const storedRatio = incr.kuraStoredBytes / incr.resticStoredBytes;
-  const goals: Goal[] = rows.map((row) => ({
-    goal: `${row.operation} time Kura/restic ≤ ${GOAL_TIME_RATIO.toFixed(2)}`,
-    value: row.timeRatio,
-    limit: GOAL_TIME_RATIO,
-    met: row.timeRatio <= GOAL_TIME_RATIO,
-  }));
-  goals.push({
-    goal: `incremental bytes stored Kura/restic ≤ ${GOAL_BYTES_RATIO.toFixed(2)}`,
-    value: storedRatio,
-    limit: GOAL_BYTES_RATIO,
-    met: storedRatio <= GOAL_BYTES_RATIO,
-  });
-  const agentPeaks = rows.map((row) => row.kuraAgentPeakRssMB).filter((v): v is number => v !== null);
-  return {
-    scale,
-    dataset: { files: r.dataset.files, bytes: r.dataset.bytes },
-    mutation: { changedBytes: r.mutation.changedBytes, files: r.mutation.files, bytes: r.mutation.bytes },
-    rows,
-    incrementalBytesRatio: { uploadedVsDataAdded: incr.kuraBytes / incr.resticBytes, storedVsStored: storedRatio },
-    goals,
-    kuraPeakRssMB: { gateway: r.gatewayPeakRssMB, agent: agentPeaks.length > 0 ? Math.max(...agentPeaks) : null },
-    packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
-    restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
-    loadAverage: load,
-  };
-}
-
-const mb = (bytes: number) => (bytes / MB).toFixed(1);
-const rss = (v: number | null) => (v === null ? 'n/a' : v.toFixed(1));
-
-function tableLines(r: Report): string[] {
-  const widths = [12, 8, 9, 8, 12, 12, 11, 11, 9, 9];
-  const row = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' ');
-  return [
-    row(['operation', 'Kura s', 'restic s', 'K/r', 'Kura MB', 'restic MB', 'Kura st.MB', 'rest. st.MB', 'agent RSS', 'restic RSS']),
-    ...r.rows.map((x) =>
-      row([
-        x.operation,
-        x.kuraSeconds.toFixed(1),
-        x.resticSeconds.toFixed(1),
-        x.timeRatio.toFixed(2),
-        mb(x.kuraBytes),
-        mb(x.resticBytes),
-        x.operation === 'restore' ? '-' : mb(x.kuraStoredBytes),
-        x.operation === 'restore' ? '-' : mb(x.resticStoredBytes),
-        rss(x.kuraAgentPeakRssMB),
-        rss(x.resticPeakRssMB),
-      ]),
-    ),
-  ];
-}
-
-function printReport(r: Report): void {
-  const v = r.restoreVerified;
-  const lines = [
-    `Backup benchmark, scale ${r.scale}: ${r.dataset.files} files, ${mb(r.dataset.bytes)} MB (MB = 10^6 bytes, seconds = wall clock)`,
-    `Mutation: ${mb(r.mutation.changedBytes)} MB changed; afterwards ${r.mutation.files} files, ${mb(r.mutation.bytes)} MB`,
-    '',
-    ...tableLines(r),
-    '',
-    'Kura MB: bytesUploaded (backup) or bytes restored; restic MB: data_added (before compression) or bytes restored.',
-    'st.MB: growth of the pack files on disk (Kura: the gateway’s /.kura/packs; restic: the repository’s data/).',
-    `Incremental bytes Kura/restic: stored ${r.incrementalBytesRatio.storedVsStored.toFixed(2)}, ` +
-      `uploaded vs data_added ${r.incrementalBytesRatio.uploadedVsDataAdded.toFixed(2)}`,
-    `Pack bytes on disk at the end: Kura ${mb(r.packBytesOnDisk.kura)} MB, restic ${mb(r.packBytesOnDisk.restic)} MB`,
-    `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +
-      `restic ${v.restic.files} files / ${mb(v.restic.bytes)} MB (${v.restic.sampled} hashed)`,
-    `Kura peak RSS: gateway ${rss(r.kuraPeakRssMB.gateway)} MB, agent ${rss(r.kuraPeakRssMB.agent)} MB (largest of the three runs)`,
-    `Load average (1 min): ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.max.toFixed(2)} at most, ` +
-      `${r.loadAverage.end.toFixed(2)} at the end`,
-    '',
-    ...r.goals.map((g) => `${g.met ? 'met    ' : 'NOT met'}  ${g.goal}: ${g.value.toFixed(2)}`),
-  ];
-  console.log(lines.join('\n'));
 }
 
 // ---------------------------------------------------------------- main
