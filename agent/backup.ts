@@ -1,4 +1,4 @@
-import { encodeSnapshot } from '../format/index.js';
+import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
@@ -12,6 +12,8 @@ export interface BackupOptions {
   /** A local copy of the blob index, so only new entries travel on the next run. */
   indexCache?: string;
   isCancelled: () => boolean;
+  /** Called once the parent snapshot is known, with its totals (null on a first or full backup). */
+  onStart?: (parentTotals: SnapshotTotals | null) => void;
   onFile?: (totals: ArchiveTotals, bytes: number) => void;
   onUploaded?: (bytes: number) => void;
   onWarning?: (path: string, err: unknown) => void;
@@ -33,7 +35,9 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   const index = await repo.index(opts.indexCache);
   const blobs = new BlobReader(repo.remote, index, repo.codec);
   const parent = opts.type === 'full' ? null : latestOf(await repo.snapshots(opts.host));
-  const parentRoot = parent ? repo.body(parent).tree : null;
+  const parentBody = parent ? repo.body(parent) : null;
+  const parentRoot = parentBody?.tree ?? null;
+  opts.onStart?.(parentBody?.totals ?? null);
   const parentTrees = new TreeLoader(blobs);
   await parentTrees.preload(parentRoot);
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);

@@ -39,7 +39,7 @@ export function packSizeFor(bytesPerSecond: number): number {
  * reading. add() waits only when uploads fall behind. Counts what it sent for the summary.
  */
 export class Packer {
-  private builder = new PackBuilder();
+  private builders: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
   private readonly inFlight = new Set<Promise<void>>();
   private target = 8 * MiB;
   private rate = 0;
@@ -53,23 +53,28 @@ export class Packer {
     private readonly onUploaded?: (bytes: number) => void,
   ) {}
 
+  /**
+   * Trees go into packs of their own (as in restic): reading a snapshot's trees back is then a few
+   * ranged GETs of tree packs, not one small request per folder between the data blobs.
+   */
   async add(id: string, type: BlobType, stored: Buffer, plainLength: number): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.builder.canAdd(stored.length)) await this.flush();
-    this.builder.add(id, type, stored, plainLength);
-    if (this.builder.size >= this.target) await this.flush();
+    if (!this.builders[type].canAdd(stored.length)) await this.flush(type);
+    this.builders[type].add(id, type, stored, plainLength);
+    if (this.builders[type].size >= this.target) await this.flush(type);
   }
 
   /** Uploads what is pending and waits for every upload. */
   async finish(): Promise<void> {
-    await this.flush();
+    await this.flush('data');
+    await this.flush('tree');
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
   }
 
-  /** Waits for the uploads already started (after a cancel), dropping the unfinished pack. */
+  /** Waits for the uploads already started (after a cancel), dropping the unfinished packs. */
   async drain(): Promise<void> {
-    this.builder = new PackBuilder();
+    this.builders = { data: new PackBuilder(), tree: new PackBuilder() };
     await Promise.allSettled(this.inFlight);
   }
 
@@ -77,10 +82,10 @@ export class Packer {
     return this.target;
   }
 
-  private async flush(): Promise<void> {
-    if (this.builder.count === 0) return;
-    const { id, bytes } = this.builder.finish();
-    this.builder = new PackBuilder();
+  private async flush(type: BlobType): Promise<void> {
+    if (this.builders[type].count === 0) return;
+    const { id, bytes } = this.builders[type].finish();
+    this.builders[type] = new PackBuilder();
     while (this.inFlight.size >= this.parallel) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
     const upload = this.upload(id, bytes).finally(() => this.inFlight.delete(upload));

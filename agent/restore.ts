@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { TreeEntry } from '../format/index.js';
 import { chunkFile } from './chunker.js';
@@ -30,6 +30,8 @@ interface FilePlan {
   tmp: string;
   remaining: number;
   failed: string | null;
+  /** Opened at the file's first piece and kept until its last. */
+  handle?: Promise<FileHandle>;
 }
 
 interface Piece {
@@ -50,6 +52,9 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
   const trees = new TreeLoader(blobs);
   await trees.preload(repo.body(snapshot).tree);
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [] };
+  // Into a folder that did not exist, nothing can be restored already: skip the per-file check.
+  const fresh = !(await lstat(opts.target).catch(() => null));
+  await mkdir(opts.target, { recursive: true });
   const dirs: { path: string; entry: TreeEntry }[] = [];
   const plans: FilePlan[] = [];
   await walk(trees, repo.body(snapshot).tree, '', async (rel, entry) => {
@@ -59,13 +64,11 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
       await mkdir(path, { recursive: true });
       dirs.push({ path, entry });
     } else if (entry.type === 'symlink') {
-      await mkdir(dirname(path), { recursive: true });
-      await rm(path, { force: true });
+      if (!fresh) await rm(path, { force: true });
       await symlink(entry.target ?? '', path);
     } else {
       counts.files++;
-      await mkdir(dirname(path), { recursive: true });
-      if (await alreadyRestored(path, entry, repo)) {
+      if (!fresh && (await alreadyRestored(path, entry, repo))) {
         counts.skipped++;
         opts.onFile?.(counts);
       } else
@@ -76,22 +79,15 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
     plans.length,
     plans.reduce((n, p) => n + p.entry.size, 0),
   );
-  await restoreFiles(plans, index, blobs, repo, opts, counts);
+  await restoreFiles(plans, blobs, repo, opts, counts);
   for (const d of dirs.reverse()) await setMeta(d.path, d.entry);
   return counts;
 }
 
-async function restoreFiles(
-  plans: FilePlan[],
-  index: Map<string, BlobLocation>,
-  blobs: BlobReader,
-  repo: Repository,
-  opts: RestoreOptions,
-  counts: RestoreCounts,
-) {
+async function restoreFiles(plans: FilePlan[], blobs: BlobReader, repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
   const byPack = new Map<string, Piece[]>();
+  const empty: FilePlan[] = [];
   for (const plan of plans) {
-    await (await open(plan.tmp, 'w')).close();
     let position = 0;
     for (const id of plan.entry.content ?? []) {
       const loc = blobs.location(id);
@@ -105,13 +101,14 @@ async function restoreFiles(
       byPack.set(loc.pack, list);
       position += loc.plainLength;
     }
-    if (plan.remaining === 0) await finishFile(plan, opts, counts);
+    if (plan.remaining === 0) empty.push(plan);
   }
+  await inBatches(empty, (plan) => finishFile(plan, opts, counts));
   const queue = [...byPack.entries()];
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) await restorePack(next[0], next[1], repo, opts, counts);
   };
-  await Promise.all([worker(), worker(), worker()]);
+  await Promise.all([worker(), worker(), worker(), worker()]);
 }
 
 async function restorePack(pack: string, pieces: Piece[], repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
@@ -119,43 +116,53 @@ async function restorePack(pack: string, pieces: Piece[], repo: Repository, opts
     const start = run[0]!.loc.offset;
     const last = run[run.length - 1]!.loc;
     const bytes = await repo.remote.getFile(packPath(pack), { start, end: last.offset + last.length - 1 }).catch(() => null);
-    for (const piece of run) {
+    await inBatches(run, async (piece) => {
       await writePiece(piece, bytes, start, repo);
       opts.onBytes?.(piece.loc.plainLength);
       if (--piece.file.remaining === 0) await finishFile(piece.file, opts, counts);
-    }
+    });
   }
 }
 
+/** Runs fn over items, 32 at a time: file system calls overlap without exhausting file handles. */
+async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += 32) await Promise.all(items.slice(i, i + 32).map(fn));
+}
+
 async function writePiece(piece: Piece, bytes: Buffer | null, start: number, repo: Repository) {
-  if (piece.file.failed) return;
+  const file = piece.file;
+  if (file.failed) return;
   if (!bytes) {
-    piece.file.failed = `pack ${piece.loc.pack.slice(0, 12)} could not be read`;
+    file.failed = `pack ${piece.loc.pack.slice(0, 12)} could not be read`;
     return;
   }
   try {
     const rel = piece.loc.offset - start;
     const plain = repo.codec.decode(bytes.subarray(rel, rel + piece.loc.length), piece.loc.id);
-    const fh = await open(piece.file.tmp, 'r+');
-    try {
-      await fh.write(plain, 0, plain.length, piece.position);
-    } finally {
-      await fh.close();
-    }
+    file.handle ??= open(file.tmp, 'w');
+    await (await file.handle).write(plain, 0, plain.length, piece.position);
   } catch (err) {
-    piece.file.failed = `blob ${piece.loc.id.slice(0, 12)} is damaged (${(err as Error).message})`;
+    file.failed = `blob ${piece.loc.id.slice(0, 12)} is damaged (${(err as Error).message})`;
   }
 }
 
+/** Sets mode and times through the open handle, closes it and renames the file into place. */
 async function finishFile(plan: FilePlan, opts: RestoreOptions, counts: RestoreCounts) {
-  const path = join(opts.target, plan.rel);
+  const handle = await (plan.handle ?? (plan.failed ? null : open(plan.tmp, 'w')));
   if (plan.failed) {
+    await handle?.close();
     await rm(plan.tmp, { force: true });
     counts.failed.push({ path: plan.rel, reason: plan.failed });
     return;
   }
-  await setMeta(plan.tmp, plan.entry);
-  await rename(plan.tmp, path);
+  try {
+    await handle!.chmod(plan.entry.mode & 0o7777);
+    const seconds = mtimeSeconds(plan.entry);
+    await handle!.utimes(seconds, seconds);
+  } finally {
+    await handle!.close();
+  }
+  await rename(plan.tmp, join(opts.target, plan.rel));
   counts.restored++;
   counts.bytes += plan.entry.size;
   opts.onFile?.(counts);
@@ -187,8 +194,12 @@ async function alreadyRestored(path: string, entry: TreeEntry, repo: Repository)
   return ids.join() === (entry.content ?? []).join();
 }
 
+function mtimeSeconds(entry: TreeEntry): number {
+  return Number(BigInt(entry.mtimeNs) / 1000n) / 1e6;
+}
+
 async function setMeta(path: string, entry: TreeEntry): Promise<void> {
   await chmod(path, entry.mode & 0o7777);
-  const seconds = Number(BigInt(entry.mtimeNs) / 1000n) / 1e6;
+  const seconds = mtimeSeconds(entry);
   await utimes(path, seconds, seconds);
 }

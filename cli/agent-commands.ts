@@ -156,6 +156,14 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
       exclude: config.exclude,
       indexCache: join(stateDir(), `index-${identity}.json`),
       isCancelled: () => cancelled,
+      // The parent's totals are a good estimate for the ETA; only a first backup counts the files.
+      onStart: (parent) =>
+        parent
+          ? reporter.progress.setTotals(parent.files, parent.bytes)
+          : void countFiles(targets, config.exclude).then(
+              ({ files, bytes }) => reporter.progress.setTotals(files, bytes),
+              () => undefined,
+            ),
       onFile: (_t, bytes) => reporter.progress.add(1, bytes),
       onWarning: (path, err) => reporter.note(`skipped ${path}: ${(err as Error).message}`),
     });
