@@ -12,6 +12,8 @@ export type ArchiveTotals = Omit<SnapshotTotals, 'bytesUploaded' | 'durationMs'>
 export interface ArchiverDeps {
   chunker: ChunkerParams;
   codec: { id(plain: Buffer): string; encode(plain: Buffer): Buffer };
+  /** Encodes data chunks on worker threads; trees are encoded inline (they are small). */
+  pool: { submit(plain: Buffer): Promise<{ result: Promise<{ id: string; stored: Buffer }> }> };
   known: Set<string>;
   packer: Packer;
   parentTrees: TreeLoader;
@@ -26,7 +28,8 @@ export class Cancelled extends Error {}
 interface Frame {
   rel: string;
   entry: TreeEntry | null;
-  entries: TreeEntry[];
+  /** Files finish when their chunks come back from the encoders; a folder's tree waits for them. */
+  entries: Promise<TreeEntry>[];
   parent: Map<string, TreeEntry>;
 }
 
@@ -36,6 +39,9 @@ interface Frame {
  * the gateway does not hold yet are encoded and packed. Returns the root tree's id.
  */
 export class Archiver {
+  /** Blobs reach the packer one at a time, in the order they were read. */
+  private packing: Promise<unknown> = Promise.resolve();
+  private queued = 0;
   readonly totals: ArchiveTotals = { files: 0, dirs: 0, bytes: 0, newFiles: 0, changedFiles: 0, unchangedFiles: 0, bytesRead: 0 };
 
   constructor(private readonly deps: ArchiverDeps) {}
@@ -64,59 +70,80 @@ export class Archiver {
         const parent = await this.deps.parentTrees.entries(previous?.type === 'dir' ? (previous.subtree ?? null) : null);
         stack.push({ rel: e.rel, entry: baseEntry(e, name), entries: [], parent });
       } else {
-        frame.entries.push(await this.archiveEntry(e, name, frame.parent.get(name)));
+        frame.entries.push(handled((await this.archiveEntry(e, name, frame.parent.get(name))).entry));
       }
     }
     while (stack.length > 1) await this.closeFrame(stack);
-    return this.storeTree(stack[0]!.entries);
+    return this.storeTree(await Promise.all(stack[0]!.entries));
   }
 
   private async closeFrame(stack: Frame[]): Promise<void> {
     const frame = stack.pop()!;
-    const subtree = await this.storeTree(frame.entries);
-    stack[stack.length - 1]!.entries.push({ ...frame.entry!, subtree });
+    const subtree = await this.storeTree(await Promise.all(frame.entries));
+    stack[stack.length - 1]!.entries.push(Promise.resolve({ ...frame.entry!, subtree }));
     this.totals.dirs++;
   }
 
-  private async archiveEntry(e: ScanEntry, name: string, previous: TreeEntry | undefined): Promise<TreeEntry> {
+  /** Reads the file now; its entry completes when its chunks are encoded and packed. */
+  private async archiveEntry(e: ScanEntry, name: string, previous: TreeEntry | undefined): Promise<{ entry: Promise<TreeEntry> }> {
     const entry = baseEntry(e, name);
-    if (e.type === 'symlink') return { ...entry, target: e.target ?? '' };
+    if (e.type === 'symlink') return { entry: Promise.resolve({ ...entry, target: e.target ?? '' }) };
     this.totals.files++;
     this.totals.bytes += e.size;
     if (previous && unchanged(previous, entry)) {
       this.totals.unchangedFiles++;
       this.deps.onFile?.(this.totals, e.size);
-      return { ...entry, content: previous.content ?? [] };
+      return { entry: Promise.resolve({ ...entry, content: previous.content ?? [] }) };
     }
     if (previous) this.totals.changedFiles++;
     else this.totals.newFiles++;
-    const content = await this.storeFile(e.path);
-    this.deps.onFile?.(this.totals, e.size);
-    return { ...entry, content };
+    const ids = await this.storeFile(e.path);
+    const done = Promise.all(ids).then((content) => {
+      this.deps.onFile?.(this.totals, e.size);
+      return { ...entry, content };
+    });
+    return { entry: done };
   }
 
-  private async storeFile(path: string): Promise<string[]> {
-    const ids: string[] = [];
+  private async storeFile(path: string): Promise<Promise<string>[]> {
+    const ids: Promise<string>[] = [];
     for await (const chunk of chunkFile(path, this.deps.chunker)) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       this.totals.bytesRead += chunk.length;
-      ids.push(await this.storeBlob(chunk, 'data'));
+      // Backpressure: when uploads fall behind, encoded blobs must not pile up in memory.
+      if (this.queued > 32) await this.packing;
+      const { result } = await this.deps.pool.submit(chunk);
+      const length = chunk.length;
+      ids.push(handled(result.then((encoded) => this.pack(encoded.id, 'data', () => encoded.stored, length))));
     }
     return ids;
   }
 
   private async storeTree(entries: TreeEntry[]): Promise<string> {
-    return this.storeBlob(encodeTree(entries), 'tree');
+    const plain = encodeTree(entries);
+    return this.pack(this.deps.codec.id(plain), 'tree', () => this.deps.codec.encode(plain), plain.length);
   }
 
-  private async storeBlob(plain: Buffer, type: 'data' | 'tree'): Promise<string> {
-    const id = this.deps.codec.id(plain);
-    if (!this.deps.known.has(id)) {
-      this.deps.known.add(id);
-      await this.deps.packer.add(id, type, this.deps.codec.encode(plain), plain.length);
-    }
-    return id;
+  /** Packs a blob the gateway does not hold yet; every call goes through one queue, in order. */
+  private pack(id: string, type: 'data' | 'tree', stored: () => Buffer, plainLength: number): Promise<string> {
+    this.queued++;
+    const next = this.packing.then(async () => {
+      this.queued--;
+      if (!this.deps.known.has(id)) {
+        this.deps.known.add(id);
+        await this.deps.packer.add(id, type, stored(), plainLength);
+      }
+      return id;
+    });
+    this.packing = next.catch(() => undefined);
+    return next;
   }
+}
+
+/** Marks a promise as handled now (it is awaited later), so a failure while others run is no crash. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 function baseEntry(e: ScanEntry, name: string): TreeEntry {

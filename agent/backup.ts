@@ -1,5 +1,6 @@
 import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
+import { EncodePool } from './encode-pool.js';
 import { Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, packPath, TreeLoader } from './trees.js';
@@ -41,9 +42,11 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   const parentTrees = new TreeLoader(blobs);
   await parentTrees.preload(parentRoot);
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);
+  const pool = new EncodePool(repo.keys);
   const archiver = new Archiver({
     chunker: repo.chunker,
     codec: repo.codec,
+    pool,
     known: new Set(index.keys()),
     packer,
     parentTrees,
@@ -59,6 +62,8 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   } catch (err) {
     await packer.drain();
     throw err;
+  } finally {
+    await pool.close();
   }
   if (opts.isCancelled()) throw new Cancelled('cancelled before the snapshot was committed');
   const totals = {
