@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
-import { stat } from 'node:fs/promises';
-import { chunkFile, type ChunkerParams } from './chunker.js';
+import { readFile, stat } from 'node:fs/promises';
+import { chunkBuffer, chunkFile, type ChunkerParams } from './chunker.js';
 import { scan, type ScanEntry } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
 import type { Packer } from './packer.js';
@@ -42,6 +42,8 @@ export class Archiver {
   /** Blobs reach the packer one at a time, in the order they were read. */
   private packing: Promise<unknown> = Promise.resolve();
   private queued = 0;
+  private reading = 0;
+  private readonly readerFree: (() => void)[] = [];
   readonly totals: ArchiveTotals = { files: 0, dirs: 0, bytes: 0, newFiles: 0, changedFiles: 0, unchangedFiles: 0, bytesRead: 0 };
 
   constructor(private readonly deps: ArchiverDeps) {}
@@ -97,26 +99,51 @@ export class Archiver {
     }
     if (previous) this.totals.changedFiles++;
     else this.totals.newFiles++;
-    const ids = await this.storeFile(e.path);
-    const done = Promise.all(ids).then((content) => {
+    // Small files are read several at a time: their cost is the latency of open/read/close, not bytes.
+    const { ids } = e.size <= SMALL_FILE ? await this.readSmall(e.path) : await this.storeFile(e.path);
+    const done = ids.then((content) => {
       this.deps.onFile?.(this.totals, e.size);
       return { ...entry, content };
     });
     return { entry: done };
   }
 
-  private async storeFile(path: string): Promise<Promise<string>[]> {
+  /** Reads a big file chunk by chunk now; `ids` settles when every chunk is encoded and packed. */
+  private async storeFile(path: string): Promise<{ ids: Promise<string[]> }> {
     const ids: Promise<string>[] = [];
     for await (const chunk of chunkFile(path, this.deps.chunker)) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       this.totals.bytesRead += chunk.length;
-      // Backpressure: when uploads fall behind, encoded blobs must not pile up in memory.
-      if (this.queued > 32) await this.packing;
-      const { result } = await this.deps.pool.submit(chunk);
-      const length = chunk.length;
-      ids.push(handled(result.then((encoded) => this.pack(encoded.id, 'data', () => encoded.stored, length))));
+      ids.push((await this.submit(chunk)).id);
     }
-    return ids;
+    return { ids: handled(Promise.all(ids)) };
+  }
+
+  /** Starts reading a small file when a reader is free; its ids settle once it is read and encoded. */
+  private async readSmall(path: string): Promise<{ ids: Promise<string[]> }> {
+    while (this.reading >= SMALL_READERS) await new Promise<void>((r) => this.readerFree.push(r));
+    this.reading++;
+    const ids = readFile(path)
+      .then(async (bytes) => {
+        if (this.deps.isCancelled()) throw new Cancelled('cancelled');
+        this.totals.bytesRead += bytes.length;
+        const out: Promise<string>[] = [];
+        for (const chunk of chunkBuffer(bytes, this.deps.chunker)) out.push((await this.submit(chunk)).id);
+        return Promise.all(out);
+      })
+      .finally(() => {
+        this.reading--;
+        this.readerFree.shift()?.();
+      });
+    return { ids: handled(ids) };
+  }
+
+  /** Hands a chunk to the encoders once one is free (and uploads keep up); `id` settles when it is packed. */
+  private async submit(chunk: Buffer): Promise<{ id: Promise<string> }> {
+    if (this.queued > 32) await this.packing;
+    const { result } = await this.deps.pool.submit(chunk);
+    const length = chunk.length;
+    return { id: handled(result.then((encoded) => this.pack(encoded.id, 'data', () => encoded.stored, length))) };
   }
 
   private async storeTree(entries: TreeEntry[]): Promise<string> {
@@ -139,6 +166,9 @@ export class Archiver {
     return next;
   }
 }
+
+const SMALL_FILE = 1 << 20;
+const SMALL_READERS = 16;
 
 /** Marks a promise as handled now (it is awaited later), so a failure while others run is no crash. */
 function handled<T>(p: Promise<T>): Promise<T> {
