@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, type ReadStream, type WriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, copyFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -118,7 +118,11 @@ export class FileArea {
       },
     });
     try {
-      await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
+      const out = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+      const flusher = new Flusher(out);
+      counter.on('data', (chunk: Buffer) => flusher.wrote(chunk.length));
+      await pipeline(body, counter, out);
+      await flusher.idle();
       await fsyncFile(tmp);
       await hooks.verify?.(tmp, size);
       await this.replace(segs, tmp);
@@ -247,6 +251,31 @@ export class FileArea {
 
   private abs(segs: readonly string[]): string {
     return join(this.root, ...segs);
+  }
+}
+
+/**
+ * Starts an fdatasync every 32 MiB while a big upload streams in, so the disk writes overlap with
+ * receiving and the final fsync (which makes the file durable before it becomes visible) is short.
+ */
+class Flusher {
+  private pending = 0;
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly out: WriteStream) {}
+
+  wrote(bytes: number): void {
+    this.pending += bytes;
+    const fd = (this.out as WriteStream & { fd: number | null }).fd;
+    if (this.pending < 32 << 20 || this.running || typeof fd !== 'number') return;
+    this.pending = 0;
+    this.running = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
+      this.running = null;
+    });
+  }
+
+  async idle(): Promise<void> {
+    await this.running;
   }
 }
 
