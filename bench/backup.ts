@@ -25,7 +25,7 @@ import {
   type Scale,
 } from './backup-dataset.js';
 import { buildReport, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
-import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './backup-procs.js';
+import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KURA_CLI = resolve(HERE, '../cli/kura.js');

@@ -8,7 +8,6 @@
  *   node dist/bench/dav-throughput.js [--size-mib 1024] [--runs 2] [--json] [--no-cache]
  *                                     ["--kura-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -19,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createCa, issueServerCert } from '../gateway/policy/ca.js';
+import { nodeFlags, secondsSince, startServer, stopServer, type Server } from './procs.js';
 
 const MIB = 1024 * 1024;
 const MB = 1e6;
@@ -44,12 +44,6 @@ interface Target {
   name: string;
   fileUrl: URL;
   tls: Pick<RequestOptions, 'ca' | 'cert' | 'key'>;
-}
-
-interface Server {
-  child: ChildProcess;
-  url: string;
-  rss: RssSampler;
 }
 
 interface Figures {
@@ -127,81 +121,11 @@ function formatMib(mib: number): string {
 
 // ---------------------------------------------------------------- child processes
 
-/** Polls VmRSS every 100 ms; at the end, VmHWM (the kernel's own peak) is taken into account too. */
-class RssSampler {
-  private peakKib = 0;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(private readonly pid: number) {
-    this.timer = setInterval(() => void this.sample('VmRSS'), 100);
-    this.timer.unref();
-  }
-
-  /** Stops polling and returns the peak in MB (10^6 bytes); call before the process exits. */
-  async finish(): Promise<number> {
-    clearInterval(this.timer);
-    await this.sample('VmHWM');
-    return (this.peakKib * 1024) / MB;
-  }
-
-  private async sample(field: 'VmRSS' | 'VmHWM'): Promise<void> {
-    const status = await readFile(`/proc/${this.pid}/status`, 'utf8').catch(() => '');
-    const kib = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-    this.peakKib = Math.max(this.peakKib, kib);
-  }
-}
-
-/**
- * Starts a child and resolves with the first URL that `pattern` finds in its output. Both output
- * streams are read to the end so a chatty child never blocks on a full pipe.
- */
-function startChild(cmd: string, args: string[], env: NodeJS.ProcessEnv, pattern: RegExp): Promise<Server> {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.resume();
-  child.stderr.resume();
-  return new Promise((resolvePromise, reject) => {
-    let output = '';
-    const timer = setTimeout(() => fail(new Error(`${cmd} did not start within 60 s`)), 60_000);
-    const onData = (data: Buffer) => {
-      output += data.toString('utf8');
-      const url = pattern.exec(output)?.[1];
-      if (url === undefined || child.pid === undefined) return;
-      settle();
-      resolvePromise({ child, url, rss: new RssSampler(child.pid) });
-    };
-    const onExit = (code: number | null) => fail(new Error(`${cmd} exited with ${code} before listening`));
-    const settle = () => {
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      child.stderr.off('data', onData);
-      child.off('exit', onExit).off('error', fail);
-    };
-    function fail(err: Error): void {
-      settle();
-      child.kill('SIGKILL');
-      reject(new Error(`${err.message}\n${output.slice(-4000)}`));
-    }
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('error', fail).once('exit', onExit);
-  });
-}
-
-/** SIGTERM, then SIGKILL after 15 s (a --cpu-prof child needs a moment to write its profile). */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** Kura's own CLI; `nodeArgs` (e.g. "--cpu-prof", which NODE_OPTIONS does not allow) go before the script. */
 function startKura(dataDir: string, nodeArgs: string | undefined): Promise<Server> {
-  const args = [...(nodeArgs?.split(/\s+/).filter((a) => a !== '') ?? []), KURA_CLI];
+  const args = [...nodeFlags(nodeArgs), KURA_CLI];
   args.push('serve', '--data', dataDir, '--port', '0', '--host', '127.0.0.1');
-  return startChild(process.execPath, args, process.env, /listening on (https:\/\/\S+\/)/);
+  return startServer(process.execPath, args, /listening on (https:\/\/\S+\/)/);
 }
 
 /** rclone with a certificate from a throw-away CA, serving `folder` without authentication. */
@@ -212,7 +136,7 @@ async function startRclone(folder: string, tlsDir: string): Promise<Server & { c
   await writeFile(join(tlsDir, 'rclone.key'), leaf.keyPem, { mode: 0o600 });
   const args = ['serve', 'webdav', folder, '--addr', '127.0.0.1:0'];
   args.push('--cert', join(tlsDir, 'rclone.pem'), '--key', join(tlsDir, 'rclone.key'));
-  const server = await startChild('rclone', args, process.env, /Server started on \[?(https:\/\/[^\s\]]+)/);
+  const server = await startServer('rclone', args, /Server started on \[?(https:\/\/[^\s\]]+)/);
   return { ...server, caPem: ca.certPem };
 }
 
@@ -258,10 +182,6 @@ async function timeGet(target: Target, source: SourceFile, verify: boolean): Pro
   const digest = hash?.digest('hex');
   if (digest !== undefined && digest !== source.sha256) throw new Error(`${target.name} GET returned different bytes`);
   return seconds;
-}
-
-function secondsSince(started: bigint): number {
-  return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
 /** One server under test: where to send requests, its process, and the best times seen so far. */
@@ -323,7 +243,7 @@ async function benchBoth(workDir: string, source: SourceFile, opts: Options): Pr
     await measure([kura, rclone], source, opts.runs);
     return [await figuresOf(kura, source), await figuresOf(rclone, source)];
   } finally {
-    await Promise.all(started.map((c) => stopChild(c.server.child)));
+    await Promise.all(started.map((c) => stopServer(c.server.child)));
   }
 }
 

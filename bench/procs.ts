@@ -1,6 +1,6 @@
 /**
- * Child processes for the backup benchmark (bench/backup.ts): a command timed by wall clock with its
- * peak RSS, and a long-running server whose peak RSS is watched until it is stopped.
+ * Child processes for the benchmarks (bench/backup.ts, bench/dav-throughput.ts): a command timed by
+ * wall clock with its peak RSS, and a long-running server whose peak RSS is watched until it is stopped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,7 +18,7 @@ export interface TimedRun {
   peakRssMB: number | null;
 }
 
-function secondsSince(started: bigint): number {
+export function secondsSince(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
@@ -106,8 +106,8 @@ export interface Server {
  * Starts a server and resolves with the first URL that `pattern` finds in its output. Both output
  * streams are read to the end so a chatty child never blocks on a full pipe.
  */
-export function startServer(cmd: string, args: string[], pattern: RegExp): Promise<Server> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startServer(cmd: string, args: string[], pattern: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.resume();
   child.stderr.resume();
   return new Promise((resolvePromise, reject) => {
