@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'kura-data/**', 'test-output/**', '.dependency-cruiser.cjs'] },
+  { ignores: ['dist/**', 'node_modules/**', 'kura-data/**', 'test-output/**', '.dependency-cruiser.cjs', 'bench/gen-dataset.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

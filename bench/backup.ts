@@ -8,6 +8,7 @@
  *                             ["--agent-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,7 +30,10 @@ import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRu
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KURA_CLI = resolve(HERE, '../cli/kura.js');
-const DEFAULT_GENERATOR = resolve(HERE, '../../../shared/bench/gen-dataset.mjs');
+// The shared generator beside the checkout, or the pinned copy in bench/ when a clone stands alone.
+const DEFAULT_GENERATOR = [resolve(HERE, '../../../shared/bench/gen-dataset.mjs'), resolve(HERE, '../../bench/gen-dataset.mjs')].find((p) =>
+  existsSync(p),
+)!;
 
 interface Options {
   scale: Scale;

@@ -4,8 +4,9 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { startTestGateway, type TestGateway, type TestUser } from '../helpers/gateway.js';
 import { makeTempDir, removeTempDir, run, type RunResult } from '../helpers/processes.js';
+import { genDataset } from '../helpers/dataset.js';
 
-const GEN_DATASET = '/work/shared/bench/gen-dataset.mjs';
+const GEN_DATASET = genDataset;
 const RCLONE_TIMEOUT_MS = 5 * 60_000;
 
 interface Dataset {

@@ -7,7 +7,9 @@ import type { TestGateway, TestUser } from './gateway.js';
 import { kuraCli, makeTempDir, repoRoot, run, watch, type RunResult, type Watched } from './processes.js';
 
 /** The benchmark dataset generator (see its header): deterministic trees and mutations. */
-export const genDataset = '/work/shared/bench/gen-dataset.mjs';
+import { genDataset } from './dataset.js';
+
+export { genDataset };
 
 /** The environment of one agent "PC": gateway, certificate files, key source, host and state folder. */
 export type AgentEnv = Record<string, string>;
