@@ -78,10 +78,6 @@ export class Packer {
     await Promise.allSettled(this.inFlight);
   }
 
-  get targetSize(): number {
-    return this.target;
-  }
-
   private async flush(type: BlobType): Promise<void> {
     if (this.builders[type].count === 0) return;
     const { id, bytes } = this.builders[type].finish();

@@ -269,8 +269,7 @@ async function listSnapshots(flags: CommonFlags): Promise<void> {
 async function ls(spec: string, path: string | undefined, flags: CommonFlags): Promise<void> {
   const { repo } = await openRepo(flags);
   const snapshot = pickSnapshot(await repo.snapshots(), spec);
-  const { BlobReader, TreeLoader } = await import('../agent/trees.js');
-  const trees = new TreeLoader(new BlobReader(repo.remote, await repo.index(), repo.codec));
+  const trees = await treesOf(repo);
   let tree: string | null = repo.body(snapshot).tree;
   for (const part of (path ?? '').split('/').filter(Boolean)) {
     const entry: { subtree?: string } | undefined = (await trees.entries(tree)).get(part);
@@ -290,9 +289,8 @@ async function diff(a: string, b: string, flags: CommonFlags): Promise<void> {
   const { repo } = await openRepo(flags);
   const all = await repo.snapshots();
   const [left, right] = [pickSnapshot(all, a), pickSnapshot(all, b)];
-  const { BlobReader, TreeLoader } = await import('../agent/trees.js');
   const { diffTrees } = await import('../agent/diff.js');
-  const trees = new TreeLoader(new BlobReader(repo.remote, await repo.index(), repo.codec));
+  const trees = await treesOf(repo);
   const lines = await diffTrees(trees, repo.body(left).tree, repo.body(right).tree);
   if (flags.json) return void process.stdout.write(JSON.stringify(lines, null, 2) + '\n');
   const mark = { added: '+', removed: '-', changed: 'M' } as const;
@@ -302,4 +300,10 @@ async function diff(a: string, b: string, flags: CommonFlags): Promise<void> {
     flags,
     `${count('added')} added, ${count('removed')} removed, ${count('changed')} changed between ${left.id.slice(0, 12)} and ${right.id.slice(0, 12)}`,
   );
+}
+
+/** The snapshot trees of the repository, read through its blob index. */
+async function treesOf(repo: Repository) {
+  const { BlobReader, TreeLoader } = await import('../agent/trees.js');
+  return new TreeLoader(new BlobReader(repo.remote, await repo.index(), repo.codec));
 }

@@ -50,8 +50,3 @@ export class KuraError extends Error {
     this.name = 'KuraError';
   }
 }
-
-/** True when err is a KuraError with the given code. */
-export function hasCode(err: unknown, code: KuraErrorCode): boolean {
-  return err instanceof KuraError && err.code === code;
-}

@@ -36,10 +36,6 @@ export class LockManager {
     return this.live(area).filter((l) => l.root === path || isBelow(l.root, path));
   }
 
-  byToken(area: string, token: string): Lock | undefined {
-    return this.live(area).find((l) => l.token === token);
-  }
-
   /** Creates a lock; throws locked when it conflicts with an existing one. */
   create(spec: Omit<Lock, 'token' | 'expiresAt'>): Lock {
     const others = [...this.covering(spec.area, spec.root)];

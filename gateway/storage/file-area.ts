@@ -33,7 +33,6 @@ export interface WriteHooks {
 export interface WriteResult {
   created: boolean;
   size: number;
-  replacedSize: number;
 }
 
 /**
@@ -132,7 +131,7 @@ export class FileArea {
       throw err;
     }
     await meter.settle();
-    return { created: !existing, size, replacedSize: existing?.size ?? 0 };
+    return { created: !existing, size };
   }
 
   /** Creates a collection. Throws exists when something is there, conflict when the parent is missing. */

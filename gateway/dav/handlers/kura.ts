@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   FormatError,
   decodeConfig,
   decodeSnapshotEnvelope,
+  blobTypeToCode,
   encodeIndex,
   isValidHost,
   readPackTrailer,
@@ -78,7 +80,7 @@ async function putPack(ctx: DavContext, prefix: string, id: string): Promise<voi
   const config = await readConfig(ctx);
   const segs = ctx.path.slice(1);
   if (await ctx.user.kura.stat(segs)) {
-    await ctx.user.index.add(id, toIndexed(await trailerOf(ctx.user.kura.root + '/' + segs.join('/'))));
+    await ctx.user.index.add(id, toIndexed(await verifyPack(join(ctx.user.kura.root, ...segs), true)));
     ctx.res.status(204).end();
     return;
   }
@@ -120,14 +122,10 @@ async function verifyPack(path: string, encrypted: boolean): Promise<PackEntry[]
   }
 }
 
-async function trailerOf(path: string): Promise<PackEntry[]> {
-  return verifyPack(path, true);
-}
-
 function toIndexed(entries: PackEntry[]) {
   return entries.map((e) => ({
     id: e.id,
-    type: e.type === 'tree' ? ('t' as const) : ('d' as const),
+    type: blobTypeToCode(e.type),
     offset: e.offset,
     length: e.length,
     plainLength: e.plainLength,
