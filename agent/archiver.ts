@@ -1,19 +1,24 @@
 import { basename, resolve } from 'node:path';
-import { readFile, stat } from 'node:fs/promises';
-import { chunkBuffer, chunkFile, type ChunkerParams } from './chunker.js';
+import { stat } from 'node:fs/promises';
 import { scan, type ScanEntry } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
+import type { BlobSink, EncodedBlob, FileOutcome, JobResult } from './file-pool.js';
 import type { Packer } from './packer.js';
 import type { TreeLoader } from './trees.js';
 
 /** What the archiver counts for the progress line and the snapshot's totals. */
 export type ArchiveTotals = Omit<SnapshotTotals, 'bytesUploaded' | 'durationMs'>;
 
+/** The file pool as the archiver uses it (file-pool.ts). */
+export interface FileReaders {
+  run(paths: string[]): Promise<{ result: Promise<JobResult> }>;
+}
+
 export interface ArchiverDeps {
-  chunker: ChunkerParams;
+  /** Trees are encoded here, on the main thread (they are small); file contents on the readers. */
   codec: { id(plain: Buffer): string; encode(plain: Buffer): Buffer };
-  /** Encodes data chunks on worker threads; trees are encoded inline (they are small). */
-  pool: { submit(plain: Buffer): Promise<{ result: Promise<{ id: string; stored: Buffer }> }> };
+  /** Starts the file readers, which ask this archiver (the sink) what to store. */
+  readers: (sink: BlobSink) => FileReaders;
   known: Set<string>;
   packer: Packer;
   parentTrees: TreeLoader;
@@ -26,68 +31,124 @@ export interface ArchiverDeps {
 export class Cancelled extends Error {}
 
 interface Frame {
-  rel: string;
   entry: TreeEntry | null;
-  /** Files finish when their chunks come back from the encoders; a folder's tree waits for them. */
-  entries: Promise<TreeEntry>[];
+  rel: string;
+  /** Entries settle when their files are read (null: the file could not be read and is left out). */
+  entries: Promise<TreeEntry | null>[];
   parent: Map<string, TreeEntry>;
+  parentId: string | null;
+}
+
+/** Small changed files waiting to go to a reader together. */
+interface SmallBatch {
+  paths: string[];
+  bytes: number;
+  settle: ((outcome: FileOutcome) => void)[];
+  fail: ((err: Error) => void)[];
 }
 
 /**
- * Turns folders into trees and blobs: files unchanged since the parent snapshot (same size, mtime and
- * inode) are recorded by reference without being read; everything else is chunked, and only blobs
- * the gateway does not hold yet are encoded and packed. Returns the root tree's id.
+ * Turns folders into trees and blobs. Files unchanged since the parent snapshot (same size, mtime
+ * and inode) are recorded by reference without being read, and a folder whose entries all match the
+ * parent's keeps the parent's tree. Changed files go to the readers (worker threads), which ask
+ * here which of their blobs the repository still needs; those come back encoded and are packed in
+ * the order they arrive. The scan never waits for a folder's files: a tree is stored when its
+ * entries settle, so reading, encoding and uploading overlap across folders.
  */
-export class Archiver {
-  /** Blobs reach the packer one at a time, in the order they were read. */
-  private packing: Promise<unknown> = Promise.resolve();
+export class Archiver implements BlobSink {
+  private packing: Promise<void> = Promise.resolve();
   private queued = 0;
-  private reading = 0;
-  private readonly readerFree: (() => void)[] = [];
+  private failure: unknown = null;
+  private readonly readers: FileReaders;
+  private batch: SmallBatch = emptyBatch();
   readonly totals: ArchiveTotals = { files: 0, dirs: 0, bytes: 0, newFiles: 0, changedFiles: 0, unchangedFiles: 0, bytesRead: 0 };
 
-  constructor(private readonly deps: ArchiverDeps) {}
+  constructor(private readonly deps: ArchiverDeps) {
+    this.readers = deps.readers(this);
+  }
 
   async archive(folders: string[], parentRoot: string | null): Promise<string> {
     const parentTop = await this.deps.parentTrees.entries(parentRoot);
-    const top: TreeEntry[] = [];
+    const top: Promise<TreeEntry>[] = [];
     for (const [name, folder] of uniqueNames(folders.map((f) => resolve(f)))) {
       const st = await stat(folder, { bigint: true });
-      const subtree = await this.archiveFolder(folder, parentTop.get(name)?.subtree ?? null);
-      top.push({ name, type: 'dir', mode: Number(st.mode & 0o7777n), mtimeNs: st.mtimeNs.toString(), size: 0, subtree });
+      const previous = parentTop.get(name);
+      const { tree } = await this.archiveFolder(folder, previous?.type === 'dir' ? (previous.subtree ?? null) : null);
+      top.push(
+        tree.then((id) => ({ name, type: 'dir', mode: Number(st.mode & 0o7777n), mtimeNs: st.mtimeNs.toString(), size: 0, subtree: id })),
+      );
       this.totals.dirs++;
     }
-    return this.storeTree(top);
+    await this.dispatchBatch();
+    const root = await this.storeTree(await Promise.all(top), parentTop, parentRoot);
+    await this.packing;
+    if (this.failure) throw this.failure;
+    return root;
   }
 
-  private async archiveFolder(folder: string, parentTree: string | null): Promise<string> {
-    const stack: Frame[] = [{ rel: '', entry: null, entries: [], parent: await this.deps.parentTrees.entries(parentTree) }];
+  /** Which of ids must be stored; claims them. Waits while the pack queue is long (uploads behind). */
+  async need(ids: string[]): Promise<Uint8Array> {
+    while (this.queued > QUEUE_LIMIT && !this.failure) await this.packing;
+    if (this.failure) throw this.failure;
+    const out = new Uint8Array(ids.length);
+    ids.forEach((id, i) => {
+      if (this.deps.known.has(id)) return;
+      this.deps.known.add(id);
+      out[i] = 1;
+    });
+    return out;
+  }
+
+  store(blobs: EncodedBlob[]): void {
+    for (const b of blobs) this.enqueue(b.id, 'data', b.stored, b.plainLength);
+  }
+
+  /**
+   * Scans one folder; `tree` (the folder's tree id) settles once its files are stored. The wrappers
+   * here keep the two waits apart: an async function returning a bare promise would wait for it.
+   */
+  private async archiveFolder(folder: string, parentTree: string | null): Promise<{ tree: Promise<string> }> {
+    const rootFrame: Frame = {
+      entry: null,
+      rel: '',
+      entries: [],
+      parent: await this.deps.parentTrees.entries(parentTree),
+      parentId: parentTree,
+    };
+    const stack: Frame[] = [rootFrame];
     for await (const e of scan(folder, { exclude: this.deps.exclude, onWarning: this.deps.onWarning })) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
-      while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) await this.closeFrame(stack);
+      if (this.failure) throw this.failure;
+      while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) this.closeFrame(stack);
       const frame = stack[stack.length - 1]!;
       const name = e.rel.slice(e.rel.lastIndexOf('/') + 1);
+      const previous = frame.parent.get(name);
       if (e.type === 'dir') {
-        const previous = frame.parent.get(name);
-        const parent = await this.deps.parentTrees.entries(previous?.type === 'dir' ? (previous.subtree ?? null) : null);
-        stack.push({ rel: e.rel, entry: baseEntry(e, name), entries: [], parent });
+        const parentId = previous?.type === 'dir' ? (previous.subtree ?? null) : null;
+        stack.push({ entry: baseEntry(e, name), rel: e.rel, entries: [], parent: await this.deps.parentTrees.entries(parentId), parentId });
       } else {
-        frame.entries.push(handled((await this.archiveEntry(e, name, frame.parent.get(name))).entry));
+        frame.entries.push(handled((await this.archiveEntry(e, name, previous)).entry));
       }
     }
-    while (stack.length > 1) await this.closeFrame(stack);
-    return this.storeTree(await Promise.all(stack[0]!.entries));
+    while (stack.length > 1) this.closeFrame(stack);
+    return { tree: handled(this.treeOf(rootFrame)) };
   }
 
-  private async closeFrame(stack: Frame[]): Promise<void> {
+  /** Ends a folder: its tree is stored once its entries settle, without holding up the scan. */
+  private closeFrame(stack: Frame[]): void {
     const frame = stack.pop()!;
-    const subtree = await this.storeTree(await Promise.all(frame.entries));
-    stack[stack.length - 1]!.entries.push(Promise.resolve({ ...frame.entry!, subtree }));
+    const entry = this.treeOf(frame).then((subtree) => ({ ...frame.entry!, subtree }));
+    stack[stack.length - 1]!.entries.push(handled(entry));
     this.totals.dirs++;
   }
 
-  /** Reads the file now; its entry completes when its chunks are encoded and packed. */
-  private async archiveEntry(e: ScanEntry, name: string, previous: TreeEntry | undefined): Promise<{ entry: Promise<TreeEntry> }> {
+  private async treeOf(frame: Frame): Promise<string> {
+    const entries = (await Promise.all(frame.entries)).filter((e): e is TreeEntry => e !== null);
+    return this.storeTree(entries, frame.parent, frame.parentId);
+  }
+
+  /** The entry of a file or symlink; a changed file's settles when a reader has stored its blobs. */
+  private async archiveEntry(e: ScanEntry, name: string, previous: TreeEntry | undefined): Promise<{ entry: Promise<TreeEntry | null> }> {
     const entry = baseEntry(e, name);
     if (e.type === 'symlink') return { entry: Promise.resolve({ ...entry, target: e.target ?? '' }) };
     this.totals.files++;
@@ -97,78 +158,85 @@ export class Archiver {
       this.deps.onFile?.(this.totals, e.size);
       return { entry: Promise.resolve({ ...entry, content: previous.content ?? [] }) };
     }
-    if (previous) this.totals.changedFiles++;
-    else this.totals.newFiles++;
-    // Small files are read several at a time: their cost is the latency of open/read/close, not bytes.
-    const { ids } = e.size <= SMALL_FILE ? await this.readSmall(e.path) : await this.storeFile(e.path);
-    const done = ids.then((content) => {
+    const kind = previous ? 'changedFiles' : 'newFiles';
+    this.totals[kind]++;
+    const { outcome } = await this.readFile(e.path, e.size);
+    const done = outcome.then((o) => {
+      if ('error' in o) {
+        this.totals.files--;
+        this.totals.bytes -= e.size;
+        this.totals[kind]--;
+        this.deps.onWarning?.(e.path, new Error(o.error));
+        return null;
+      }
       this.deps.onFile?.(this.totals, e.size);
-      return { ...entry, content };
+      return { ...entry, content: o.content };
     });
     return { entry: done };
   }
 
-  /** Reads a big file chunk by chunk now; `ids` settles when every chunk is encoded and packed. */
-  private async storeFile(path: string): Promise<{ ids: Promise<string[]> }> {
-    const ids: Promise<string>[] = [];
-    for await (const chunk of chunkFile(path, this.deps.chunker)) {
-      if (this.deps.isCancelled()) throw new Cancelled('cancelled');
-      this.totals.bytesRead += chunk.length;
-      ids.push((await this.submit(chunk)).id);
-    }
-    return { ids: handled(Promise.all(ids)) };
-  }
-
-  /** Starts reading a small file when a reader is free; its ids settle once it is read and encoded. */
-  private async readSmall(path: string): Promise<{ ids: Promise<string[]> }> {
-    while (this.reading >= SMALL_READERS) await new Promise<void>((r) => this.readerFree.push(r));
-    this.reading++;
-    const ids = readFile(path)
-      .then(async (bytes) => {
-        if (this.deps.isCancelled()) throw new Cancelled('cancelled');
-        this.totals.bytesRead += bytes.length;
-        const out: Promise<string>[] = [];
-        for (const chunk of chunkBuffer(bytes, this.deps.chunker)) out.push((await this.submit(chunk)).id);
-        return Promise.all(out);
-      })
-      .finally(() => {
-        this.reading--;
-        this.readerFree.shift()?.();
-      });
-    return { ids: handled(ids) };
-  }
-
-  /** Hands a chunk to the encoders once one is free (and uploads keep up); `id` settles when it is packed. */
-  private async submit(chunk: Buffer): Promise<{ id: Promise<string> }> {
-    if (this.queued > 32) await this.packing;
-    const { result } = await this.deps.pool.submit(chunk);
-    const length = chunk.length;
-    return { id: handled(result.then((encoded) => this.pack(encoded.id, 'data', () => encoded.stored, length))) };
-  }
-
-  private async storeTree(entries: TreeEntry[]): Promise<string> {
-    const plain = encodeTree(entries);
-    return this.pack(this.deps.codec.id(plain), 'tree', () => this.deps.codec.encode(plain), plain.length);
-  }
-
-  /** Packs a blob the gateway does not hold yet; every call goes through one queue, in order. */
-  private pack(id: string, type: 'data' | 'tree', stored: () => Buffer, plainLength: number): Promise<string> {
-    this.queued++;
-    const next = this.packing.then(async () => {
-      this.queued--;
-      if (!this.deps.known.has(id)) {
-        this.deps.known.add(id);
-        await this.deps.packer.add(id, type, stored(), plainLength);
-      }
-      return id;
+  /** Hands a file to the readers: a big one alone, small ones gathered in batches. */
+  private async readFile(path: string, size: number): Promise<{ outcome: Promise<FileOutcome> }> {
+    const outcome = new Promise<FileOutcome>((resolve, reject) => {
+      this.batch.paths.push(path);
+      this.batch.bytes += size;
+      this.batch.settle.push(resolve);
+      this.batch.fail.push(reject);
     });
-    this.packing = next.catch(() => undefined);
-    return next;
+    if (size >= SMALL_FILE || this.batch.paths.length >= BATCH_FILES || this.batch.bytes >= BATCH_BYTES) await this.dispatchBatch();
+    return { outcome: handled(outcome) };
+  }
+
+  private async dispatchBatch(): Promise<void> {
+    const batch = this.batch;
+    if (batch.paths.length === 0) return;
+    this.batch = emptyBatch();
+    const { result } = await this.readers.run(batch.paths);
+    result.then(
+      (r) => {
+        this.totals.bytesRead += r.bytesRead;
+        r.files.forEach((o, i) => batch.settle[i]!(o));
+      },
+      (err: Error) => batch.fail.forEach((f) => f(err)),
+    );
+  }
+
+  /** Stores a tree, or keeps the parent's when nothing in the folder changed. */
+  private async storeTree(entries: TreeEntry[], parent: Map<string, TreeEntry>, parentId: string | null): Promise<string> {
+    if (parentId && this.deps.known.has(parentId) && sameEntries(entries, parent)) return parentId;
+    const plain = encodeTree(entries);
+    const id = this.deps.codec.id(plain);
+    if (!this.deps.known.has(id)) {
+      this.deps.known.add(id);
+      this.enqueue(id, 'tree', this.deps.codec.encode(plain), plain.length);
+    }
+    return id;
+  }
+
+  /** Every blob goes to the packer through one queue, in the order it was enqueued. */
+  private enqueue(id: string, type: 'data' | 'tree', stored: Buffer, plainLength: number): void {
+    this.queued++;
+    this.packing = this.packing
+      .then(async () => {
+        this.queued--;
+        if (!this.failure) await this.deps.packer.add(id, type, stored, plainLength);
+      })
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      });
   }
 }
 
+/** Files up to this size are read in batches; a batch goes out at this many files or bytes. */
 const SMALL_FILE = 1 << 20;
-const SMALL_READERS = 16;
+const BATCH_FILES = 32;
+const BATCH_BYTES = 4 << 20;
+/** Blobs waiting for the packer before readers are held back. */
+const QUEUE_LIMIT = 64;
+
+function emptyBatch(): SmallBatch {
+  return { paths: [], bytes: 0, settle: [], fail: [] };
+}
 
 /** Marks a promise as handled now (it is awaited later), so a failure while others run is no crash. */
 function handled<T>(p: Promise<T>): Promise<T> {
@@ -182,6 +250,23 @@ function baseEntry(e: ScanEntry, name: string): TreeEntry {
 
 function unchanged(previous: TreeEntry, now: TreeEntry): boolean {
   return previous.type === 'file' && previous.size === now.size && previous.mtimeNs === now.mtimeNs && previous.ino === now.ino;
+}
+
+/** True when entries are exactly the parent tree's (so its stored tree can be kept as it is). */
+function sameEntries(entries: TreeEntry[], parent: Map<string, TreeEntry>): boolean {
+  if (entries.length !== parent.size) return false;
+  return entries.every((e) => {
+    const p = parent.get(e.name);
+    return p !== undefined && sameEntry(e, p);
+  });
+}
+
+function sameEntry(a: TreeEntry, b: TreeEntry): boolean {
+  const scalar = (['type', 'mode', 'mtimeNs', 'size', 'ino', 'subtree', 'target'] as const).every((k) => (a[k] ?? null) === (b[k] ?? null));
+  if (!scalar) return false;
+  const ca = a.content ?? [];
+  const cb = b.content ?? [];
+  return (a.content === undefined) === (b.content === undefined) && ca.length === cb.length && ca.every((id, i) => id === cb[i]);
 }
 
 /** Names for the top-level folders: their base names, made unique (photos, photos-2, …). */

@@ -1,6 +1,6 @@
 import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
-import { EncodePool } from './encode-pool.js';
+import { FilePool } from './file-pool.js';
 import { Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, packPath, TreeLoader } from './trees.js';
@@ -42,11 +42,10 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   const parentTrees = new TreeLoader(blobs);
   await parentTrees.preload(parentRoot);
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);
-  const pool = new EncodePool(repo.keys);
+  let pool: FilePool | null = null;
   const archiver = new Archiver({
-    chunker: repo.chunker,
     codec: repo.codec,
-    pool,
+    readers: (sink) => (pool = new FilePool(repo.keys, repo.chunker, sink)),
     known: new Set(index.keys()),
     packer,
     parentTrees,
@@ -63,7 +62,7 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
     await packer.drain();
     throw err;
   } finally {
-    await pool.close();
+    await (pool as FilePool | null)?.close();
   }
   if (opts.isCancelled()) throw new Cancelled('cancelled before the snapshot was committed');
   const totals = {

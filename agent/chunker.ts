@@ -394,12 +394,27 @@ export async function* chunkStream(
 
 /** Cuts a buffer held in memory, with the same boundaries as chunkStream; the chunks are views of `buf`. */
 export function chunkBuffer(buf: Uint8Array, params: ChunkerParams = DEFAULT_CHUNKER, options: ChunkOptions = {}): Buffer[] {
+  return [...chunkSync([buf], params, options)];
+}
+
+/**
+ * chunkStream for a source read synchronously (a worker thread reading a file with readSync): the
+ * same boundaries, and the same rule that a source must not reuse a buffer while chunks of it are
+ * pending. A piece of at least `max` bytes leaves nothing of the previous piece pending, so a reader
+ * may alternate two buffers of that size once it has used the chunks cut so far.
+ */
+export function* chunkSync(
+  source: Iterable<Uint8Array>,
+  params: ChunkerParams = DEFAULT_CHUNKER,
+  options: ChunkOptions = {},
+): Generator<Buffer> {
   const cut = createCutter(params, options);
   const pending = new PendingBytes();
-  pending.push(buf);
-  const chunks: Buffer[] = [];
-  while (pending.length > 0) chunks.push(pending.take(cut(pending)));
-  return chunks;
+  for (const piece of source) {
+    pending.push(piece);
+    while (pending.length >= params.max) yield pending.take(cut(pending));
+  }
+  while (pending.length > 0) yield pending.take(cut(pending));
 }
 
 /**

@@ -5,7 +5,7 @@
  * devices are left out. Whatever cannot be read is reported to `onWarning` and skipped, so one bad
  * file never stops a backup.
  */
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import picomatch from 'picomatch';
@@ -42,8 +42,8 @@ export interface ScanOptions {
   onWarning?: (path: string, err: Error) => void;
 }
 
-/** How many lstat calls run at once within one directory (libuv's pool has 4 threads by default). */
-const LSTAT_BATCH = 32;
+/** Names stat'ed at a time within one directory, between two yields. */
+const LSTAT_BATCH = 64;
 
 /** A directory being walked: its sorted names, and the next few entries already stat'ed. */
 interface Frame {
@@ -64,16 +64,19 @@ type Warn = (path: string, err: Error) => void;
 export async function* scan(root: string, opts: ScanOptions = {}): AsyncGenerator<ScanEntry> {
   const excluded = compileExcludes(opts.exclude ?? []);
   const warn = opts.onWarning ?? defaultWarning;
-  if (!(await lstat(root)).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, scan '${root}'`), { code: 'ENOTDIR' });
-  const stack: Frame[] = [openFrame(root, '', await readdir(root))];
-  while (stack.length > 0) {
-    const entry = await nextEntry(stack[stack.length - 1]!, excluded, warn);
+  if (!lstatSync(root).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, scan '${root}'`), { code: 'ENOTDIR' });
+  const stack: Frame[] = [openFrame(root, '', readdirSync(root))];
+  // The stat calls are synchronous (metadata is cheap and usually cached, and the thread pool's
+  // round trips cost more than the calls); every few hundred entries the event loop gets a turn.
+  for (let n = 1; stack.length > 0; n++) {
+    if (n % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+    const entry = nextEntry(stack[stack.length - 1]!, excluded, warn);
     if (!entry) {
       stack.pop();
       continue;
     }
     yield entry;
-    if (entry.type === 'dir') stack.push(openFrame(entry.path, entry.rel, await listNames(entry.path, warn)));
+    if (entry.type === 'dir') stack.push(openFrame(entry.path, entry.rel, listNames(entry.path, warn)));
   }
 }
 
@@ -86,9 +89,9 @@ function openFrame(dir: string, rel: string, names: string[]): Frame {
 }
 
 /** The names in a directory below the root; one that cannot be listed is reported and looks empty. */
-async function listNames(dir: string, warn: Warn): Promise<string[]> {
+function listNames(dir: string, warn: Warn): string[] {
   try {
-    return await readdir(dir);
+    return readdirSync(dir);
   } catch (err) {
     warn(dir, asError(err));
     return [];
@@ -96,12 +99,12 @@ async function listNames(dir: string, warn: Warn): Promise<string[]> {
 }
 
 /** The frame's next entry, stat'ing names a batch at a time and dropping excluded and unsupported ones. */
-async function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): Promise<ScanEntry | undefined> {
+function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): ScanEntry | undefined {
   while (frame.ready.length === 0 && frame.next < frame.names.length) {
     const batch = frame.names.slice(frame.next, frame.next + LSTAT_BATCH);
     frame.next += batch.length;
     const paths = batch.map((name) => join(frame.dir, name));
-    const found = await Promise.all(batch.map((name, k) => readEntry(paths[k]!, frame.rel ? `${frame.rel}/${name}` : name)));
+    const found = batch.map((name, k) => readEntry(paths[k]!, frame.rel ? `${frame.rel}/${name}` : name));
     found.forEach((e, k) => {
       if (e instanceof Error) warn(paths[k]!, e);
       else if (e && !excluded(e.rel, e.type === 'dir')) frame.ready.push(e);
@@ -111,9 +114,9 @@ async function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): Promise<
 }
 
 /** One entry, null for a kind we do not back up, or the error that kept us from reading it. */
-async function readEntry(path: string, rel: string): Promise<ScanEntry | null | Error> {
+function readEntry(path: string, rel: string): ScanEntry | null | Error {
   try {
-    const st = await lstat(path, { bigint: true });
+    const st = lstatSync(path, { bigint: true });
     const type = kindOf(st);
     if (!type) return null;
     const entry: ScanEntry = {
@@ -125,7 +128,7 @@ async function readEntry(path: string, rel: string): Promise<ScanEntry | null | 
       mtimeNs: st.mtimeNs,
       ino: Number(st.ino),
     };
-    if (type === 'symlink') entry.target = await readlink(path);
+    if (type === 'symlink') entry.target = readlinkSync(path);
     return entry;
   } catch (err) {
     return asError(err);

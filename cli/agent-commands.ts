@@ -135,10 +135,6 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
   const reporter = new AgentReporter(flags, 'backup');
-  void countFiles(targets, config.exclude).then(
-    ({ files, bytes }) => reporter.progress.setTotals(files, bytes),
-    () => undefined,
-  );
   let cancelled = false;
   const onSignal = () => {
     cancelled = true;

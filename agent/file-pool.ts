@@ -1,0 +1,150 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { ChunkerParams, MasterKeys } from '../format/index.js';
+
+/** A file's blob ids, or why it could not be read. */
+export type FileOutcome = { content: string[] } | { error: string };
+
+/** Messages from the main thread to a worker. */
+export type ToWorker = { t: 'job'; job: number; paths: string[] } | { t: 'need'; job: number; need: Uint8Array };
+
+/** Messages from a worker: a question, encoded blobs, a job's end. */
+export type ToMain =
+  | { t: 'ask'; job: number; ids: string[] }
+  | { t: 'blobs'; ids: string[]; plainLengths: number[]; lengths: number[]; data: ArrayBuffer }
+  | { t: 'done'; job: number; files: FileOutcome[]; bytesRead: number }
+  | { t: 'failed'; job: number; error: string };
+
+/** An encoded blob ready for a pack: a view into the worker's transfer buffer. */
+export interface EncodedBlob {
+  id: string;
+  stored: Buffer;
+  plainLength: number;
+}
+
+/** What the pool asks of its owner (the archiver): deduplication and packing. */
+export interface BlobSink {
+  /**
+   * For each id, whether it must be stored (1) or is held already or claimed by another file (0).
+   * Claims the ids it answers 1 for. May wait, which holds the worker back (uploads behind).
+   */
+  need(ids: string[]): Promise<Uint8Array>;
+  /** Blobs the workers encoded after a 1 from need(), in the order they were claimed. */
+  store(blobs: EncodedBlob[]): void;
+}
+
+export interface JobResult {
+  files: FileOutcome[];
+  bytesRead: number;
+}
+
+interface Running {
+  worker: Worker;
+  resolve: (r: JobResult) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Reading, chunking, hashing and encoding files on worker threads: the main thread only scans,
+ * builds trees and uploads, so every core works on file contents. A job is one big file or a
+ * handful of small ones; each worker runs two at a time (one computes while the other waits for an
+ * answer), which with the bounded batches in file-worker.ts bounds memory.
+ */
+export class FilePool {
+  private readonly workers: Worker[];
+  private readonly load = new Map<Worker, number>();
+  private readonly running = new Map<number, Running>();
+  private readonly slots: (() => void)[] = [];
+  private nextJob = 0;
+  private failure: Error | null = null;
+
+  constructor(
+    keys: MasterKeys | null,
+    chunker: ChunkerParams,
+    private readonly sink: BlobSink,
+    size = availableParallelism(),
+    private readonly perWorker = 2,
+  ) {
+    const workerData = { encKey: keys?.encKey ?? null, idKey: keys?.idKey ?? null, chunker: { ...chunker } };
+    this.workers = Array.from({ length: Math.max(1, size) }, () => this.spawn(workerData));
+  }
+
+  /**
+   * Waits for a free slot, then starts a job on the least busy worker; `result` settles when the
+   * job's files are read and their new blobs handed to the sink. The wrapper keeps the waits apart.
+   */
+  async run(paths: string[]): Promise<{ result: Promise<JobResult> }> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const worker = this.freeWorker();
+      if (worker) return { result: this.start(worker, paths) };
+      await new Promise<void>((r) => this.slots.push(r));
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private freeWorker(): Worker | undefined {
+    let best: Worker | undefined;
+    for (const w of this.workers)
+      if ((this.load.get(w) ?? 0) < this.perWorker && (!best || this.load.get(w)! < this.load.get(best)!)) best = w;
+    return best;
+  }
+
+  private start(worker: Worker, paths: string[]): Promise<JobResult> {
+    const job = this.nextJob++;
+    this.load.set(worker, (this.load.get(worker) ?? 0) + 1);
+    return new Promise<JobResult>((resolve, reject) => {
+      this.running.set(job, { worker, resolve, reject });
+      worker.postMessage({ t: 'job', job, paths } satisfies ToWorker);
+    });
+  }
+
+  private finish(job: number): Running | undefined {
+    const running = this.running.get(job);
+    this.running.delete(job);
+    if (running) this.load.set(running.worker, this.load.get(running.worker)! - 1);
+    this.slots.shift()?.();
+    return running;
+  }
+
+  private spawn(workerData: unknown): Worker {
+    const worker = new Worker(new URL('./file-worker.js', import.meta.url), { workerData });
+    this.load.set(worker, 0);
+    worker.on('message', (msg: ToMain) => this.onMessage(worker, msg));
+    worker.on('error', (err) => this.fail(err));
+    return worker;
+  }
+
+  private onMessage(worker: Worker, msg: ToMain): void {
+    if (msg.t === 'ask') {
+      this.sink.need(msg.ids).then(
+        (need) => worker.postMessage({ t: 'need', job: msg.job, need } satisfies ToWorker),
+        (err: unknown) => this.fail(err as Error),
+      );
+    } else if (msg.t === 'blobs') {
+      const data = Buffer.from(msg.data);
+      let at = 0;
+      this.sink.store(
+        msg.ids.map((id, i) => {
+          const stored = data.subarray(at, at + msg.lengths[i]!);
+          at += msg.lengths[i]!;
+          return { id, stored, plainLength: msg.plainLengths[i]! };
+        }),
+      );
+    } else if (msg.t === 'done') {
+      this.finish(msg.job)?.resolve({ files: msg.files, bytesRead: msg.bytesRead });
+    } else {
+      this.finish(msg.job)?.reject(new Error(`the file reader failed: ${msg.error}`));
+    }
+  }
+
+  /** A broken worker or sink ends the backup: every job still running fails with the reason. */
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const job of [...this.running.keys()]) this.finish(job)?.reject(err);
+    for (const wake of this.slots.splice(0)) wake();
+  }
+}

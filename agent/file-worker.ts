@@ -1,0 +1,183 @@
+/**
+ * A worker of the file pool (file-pool.ts): reads files, cuts them into chunks, computes blob ids,
+ * asks the main thread which ids the repository still needs, and encodes (compresses, encrypts)
+ * only those. Reads are synchronous: this thread does nothing else while it waits for the disk, and
+ * each worker has its own files, so the disk still sees as many reads as there are workers.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BlobCodec, type ChunkerParams } from '../format/index.js';
+import { chunkSync } from './chunker.js';
+import type { FileOutcome, ToMain, ToWorker } from './file-pool.js';
+
+const { encKey, idKey, chunker } = workerData as { encKey: Uint8Array | null; idKey: Uint8Array | null; chunker: ChunkerParams };
+const codec = new BlobCodec(encKey && idKey ? { encKey: Buffer.from(encKey), idKey: Buffer.from(idKey) } : null);
+const port = parentPort!;
+
+/** A batch is sent for the "which do you need?" question once it holds this many bytes. */
+const BATCH_BYTES = 8 << 20;
+/** Read size for large files; at least the chunker's max, so two alternating buffers are enough. */
+const READ_SIZE = Math.max(8 << 20, chunker.max);
+
+const answers = new Map<number, (need: Uint8Array) => void>();
+/** Read buffers, reused between jobs so big files do not map fresh memory for every read. */
+const spareBuffers: Buffer[] = [];
+
+port.on('message', (msg: ToWorker) => {
+  if (msg.t === 'need') {
+    answers.get(msg.job)?.(msg.need);
+    answers.delete(msg.job);
+  } else {
+    runJob(msg.job, msg.paths).catch((err: unknown) => post({ t: 'failed', job: msg.job, error: (err as Error).message }));
+  }
+});
+
+function post(msg: ToMain, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+/** Chunks of one job waiting for the main thread's answer. */
+class Batch {
+  ids: string[] = [];
+  chunks: Buffer[] = [];
+  bytes = 0;
+
+  constructor(private readonly job: number) {}
+
+  add(chunk: Buffer): string {
+    const id = codec.id(chunk);
+    this.ids.push(id);
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    return id;
+  }
+
+  /** Asks which ids are needed, encodes those and sends them in one transfer; empties the batch. */
+  async flush(): Promise<void> {
+    if (this.ids.length === 0) return;
+    const need = await new Promise<Uint8Array>((resolve) => {
+      answers.set(this.job, resolve);
+      post({ t: 'ask', job: this.job, ids: this.ids });
+    });
+    const blobs: { id: string; plainLength: number; stored: Buffer }[] = [];
+    this.ids.forEach((id, i) => {
+      if (need[i]) blobs.push({ id, plainLength: this.chunks[i]!.length, stored: codec.encode(this.chunks[i]!) });
+    });
+    this.ids = [];
+    this.chunks = [];
+    this.bytes = 0;
+    if (blobs.length > 0) sendBlobs(blobs);
+  }
+}
+
+function sendBlobs(blobs: { id: string; plainLength: number; stored: Buffer }[]): void {
+  const total = blobs.reduce((n, b) => n + b.stored.length, 0);
+  const data = new ArrayBuffer(total);
+  const view = new Uint8Array(data);
+  let at = 0;
+  const lengths: number[] = [];
+  for (const b of blobs) {
+    view.set(b.stored, at);
+    at += b.stored.length;
+    lengths.push(b.stored.length);
+  }
+  post({ t: 'blobs', ids: blobs.map((b) => b.id), plainLengths: blobs.map((b) => b.plainLength), lengths, data }, [data]);
+}
+
+async function runJob(job: number, paths: string[]): Promise<void> {
+  const batch = new Batch(job);
+  const files: FileOutcome[] = [];
+  let bytesRead = 0;
+  for (const path of paths) {
+    const ids: string[] = [];
+    try {
+      for (const piece of readPieces(path)) {
+        bytesRead += piece.length;
+        for (const chunk of piece.chunks) ids.push(batch.add(chunk));
+        // A big file's chunks must be used before its read buffers come round again.
+        if (piece.big || batch.bytes >= BATCH_BYTES) await batch.flush();
+      }
+      files.push({ content: ids });
+    } catch (err) {
+      files.push({ error: (err as Error).message });
+    }
+  }
+  await batch.flush();
+  post({ t: 'done', job, files, bytesRead });
+}
+
+interface Piece {
+  length: number;
+  chunks: Buffer[];
+  big: boolean;
+}
+
+/**
+ * A file's chunks, one read at a time. A file up to READ_SIZE is read whole into a buffer of its
+ * own; a bigger one through two alternating READ_SIZE buffers (the caller uses each piece's chunks
+ * before asking for the next piece). A file that grew since the scan is read to its real end.
+ */
+function* readPieces(path: string): Generator<Piece> {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size < READ_SIZE) {
+      const buf = Buffer.allocUnsafe(size + 1);
+      const n = readFully(fd, buf);
+      if (n <= size) return yield { length: n, chunks: n === 0 ? [] : [...chunkSync([buf.subarray(0, n)], chunker)], big: false };
+    }
+    yield* readBig(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A big file through three rotating buffers. Every read is followed by at least one chunk (a read
+ * holds at least `max` bytes), and the chunks cut before a read are handed out, and used by the
+ * caller, before the next one: so a buffer is refilled only once no chunk points into it.
+ */
+function* readBig(fd: number): Generator<Piece> {
+  const buffers = [0, 1, 2].map(() => spareBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE));
+  let reads = 0;
+  let position = 0;
+  const pieces = function* (): Generator<Buffer> {
+    for (;;) {
+      const buf = buffers[reads++ % buffers.length]!;
+      const n = readFully(fd, buf, position);
+      if (n === 0) return;
+      position += n;
+      yield buf.subarray(0, n);
+      if (n < buf.length) return;
+    }
+  };
+  try {
+    let pending: Buffer[] = [];
+    let pendingLength = 0;
+    let handedAt = 0;
+    for (const chunk of chunkSync(pieces(), chunker)) {
+      if (reads !== handedAt && pending.length > 0) {
+        yield { length: pendingLength, chunks: pending, big: true };
+        pending = [];
+        pendingLength = 0;
+      }
+      handedAt = reads;
+      pending.push(chunk);
+      pendingLength += chunk.length;
+    }
+    if (pending.length > 0) yield { length: pendingLength, chunks: pending, big: true };
+  } finally {
+    spareBuffers.push(...buffers);
+  }
+}
+
+/** Reads until buf is full or the file ends; returns the bytes read. */
+function readFully(fd: number, buf: Buffer, position: number | null = null): number {
+  let n = 0;
+  while (n < buf.length) {
+    const got = readSync(fd, buf, n, buf.length - n, position === null ? null : position + n);
+    if (got === 0) break;
+    n += got;
+  }
+  return n;
+}
