@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { scan, type ScanEntry } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
-import type { BlobSink, EncodedBlob, FileOutcome, JobResult } from './file-pool.js';
+import type { BlobSink, FileOutcome, JobResult } from './file-pool.js';
 import type { Packer } from './packer.js';
 import type { TreeLoader } from './trees.js';
 
@@ -12,6 +12,8 @@ export type ArchiveTotals = Omit<SnapshotTotals, 'bytesUploaded' | 'durationMs'>
 /** The file pool as the archiver uses it (file-pool.ts). */
 export interface FileReaders {
   run(paths: string[]): Promise<{ result: Promise<JobResult> }>;
+  /** Sends the packs the readers are still filling. */
+  seal(): Promise<void>;
 }
 
 export interface ArchiverDeps {
@@ -81,6 +83,7 @@ export class Archiver implements BlobSink {
     }
     await this.dispatchBatch();
     const root = await this.storeTree(await Promise.all(top), parentTop, parentRoot);
+    await this.readers.seal();
     await this.packing;
     if (this.failure) throw this.failure;
     return root;
@@ -90,6 +93,7 @@ export class Archiver implements BlobSink {
   async need(ids: string[]): Promise<Uint8Array> {
     while (this.queued > QUEUE_LIMIT && !this.failure) await this.packing;
     if (this.failure) throw this.failure;
+    this.deps.packer.check();
     const out = new Uint8Array(ids.length);
     ids.forEach((id, i) => {
       if (this.deps.known.has(id)) return;
@@ -99,8 +103,8 @@ export class Archiver implements BlobSink {
     return out;
   }
 
-  store(blobs: EncodedBlob[]): void {
-    for (const b of blobs) this.enqueue(b.id, 'data', b.stored, b.plainLength);
+  upload(id: string, bytes: Buffer): Promise<void> {
+    return this.deps.packer.upload(id, bytes);
   }
 
   /**
@@ -119,6 +123,7 @@ export class Archiver implements BlobSink {
     for await (const e of scan(folder, { exclude: this.deps.exclude, onWarning: this.deps.onWarning })) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       if (this.failure) throw this.failure;
+      this.deps.packer.check();
       while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) this.closeFrame(stack);
       const frame = stack[stack.length - 1]!;
       const name = e.rel.slice(e.rel.lastIndexOf('/') + 1);

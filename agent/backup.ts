@@ -41,11 +41,13 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   opts.onStart?.(parentBody?.totals ?? null);
   const parentTrees = new TreeLoader(blobs);
   await parentTrees.preload(parentRoot);
-  const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded);
   let pool: FilePool | null = null;
+  const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded, (target) =>
+    (pool as FilePool | null)?.setPackTarget(target),
+  );
   const archiver = new Archiver({
     codec: repo.codec,
-    readers: (sink) => (pool = new FilePool(repo.keys, repo.chunker, sink)),
+    readers: (sink) => (pool = new FilePool(repo.keys, repo.chunker, sink, packer.targetSize)),
     known: new Set(index.keys()),
     packer,
     parentTrees,

@@ -6,21 +6,23 @@ import type { ChunkerParams, MasterKeys } from '../format/index.js';
 export type FileOutcome = { content: string[] } | { error: string };
 
 /** Messages from the main thread to a worker. */
-export type ToWorker = { t: 'job'; job: number; paths: string[] } | { t: 'need'; job: number; need: Uint8Array };
+export type ToWorker =
+  | { t: 'job'; job: number; paths: string[] }
+  | { t: 'need'; job: number; need: Uint8Array }
+  /** A pack buffer back from its upload. */
+  | { t: 'buffer'; data: ArrayBuffer }
+  /** The pack size to aim for now (it follows the upload rate). */
+  | { t: 'target'; bytes: number }
+  /** Send the pack being filled: the backup is ending. */
+  | { t: 'seal' };
 
 /** Messages from a worker: a question, encoded blobs, a job's end. */
 export type ToMain =
   | { t: 'ask'; job: number; ids: string[] }
-  | { t: 'blobs'; ids: string[]; plainLengths: number[]; lengths: number[]; data: ArrayBuffer }
+  | { t: 'pack'; id: string; length: number; data: ArrayBuffer }
+  | { t: 'sealed' }
   | { t: 'done'; job: number; files: FileOutcome[]; bytesRead: number }
   | { t: 'failed'; job: number; error: string };
-
-/** An encoded blob ready for a pack: a view into the worker's transfer buffer. */
-export interface EncodedBlob {
-  id: string;
-  stored: Buffer;
-  plainLength: number;
-}
 
 /** What the pool asks of its owner (the archiver): deduplication and packing. */
 export interface BlobSink {
@@ -29,8 +31,8 @@ export interface BlobSink {
    * Claims the ids it answers 1 for. May wait, which holds the worker back (uploads behind).
    */
   need(ids: string[]): Promise<Uint8Array>;
-  /** Blobs the workers encoded after a 1 from need(), in the order they were claimed. */
-  store(blobs: EncodedBlob[]): void;
+  /** Uploads a finished pack of data blobs; settles when it is stored (or failed: the sink remembers why). */
+  upload(id: string, bytes: Buffer): Promise<void>;
 }
 
 export interface JobResult {
@@ -57,15 +59,17 @@ export class FilePool {
   private readonly slots: (() => void)[] = [];
   private nextJob = 0;
   private failure: Error | null = null;
+  private sealing: (() => void)[] = [];
 
   constructor(
     keys: MasterKeys | null,
     chunker: ChunkerParams,
     private readonly sink: BlobSink,
+    packTarget: number,
     size = availableParallelism(),
     private readonly perWorker = 2,
   ) {
-    const workerData = { encKey: keys?.encKey ?? null, idKey: keys?.idKey ?? null, chunker: { ...chunker } };
+    const workerData = { encKey: keys?.encKey ?? null, idKey: keys?.idKey ?? null, chunker: { ...chunker }, packTarget };
     this.workers = Array.from({ length: Math.max(1, size) }, () => this.spawn(workerData));
   }
 
@@ -80,6 +84,25 @@ export class FilePool {
       if (worker) return { result: this.start(worker, paths) };
       await new Promise<void>((r) => this.slots.push(r));
     }
+  }
+
+  /** Tells the workers the pack size to aim for. */
+  setPackTarget(bytes: number): void {
+    for (const w of this.workers) w.postMessage({ t: 'target', bytes } satisfies ToWorker);
+  }
+
+  /** Has every worker send the pack it is filling; settles once they are all handed to the sink. */
+  async seal(): Promise<void> {
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            this.sealing.push(resolve);
+            w.postMessage({ t: 'seal' } satisfies ToWorker);
+          }),
+      ),
+    );
+    if (this.failure) throw this.failure;
   }
 
   async close(): Promise<void> {
@@ -124,18 +147,15 @@ export class FilePool {
         (need) => worker.postMessage({ t: 'need', job: msg.job, need } satisfies ToWorker),
         (err: unknown) => this.fail(err as Error),
       );
-    } else if (msg.t === 'blobs') {
-      const data = Buffer.from(msg.data);
-      let at = 0;
-      this.sink.store(
-        msg.ids.map((id, i) => {
-          const stored = data.subarray(at, at + msg.lengths[i]!);
-          at += msg.lengths[i]!;
-          return { id, stored, plainLength: msg.plainLengths[i]! };
-        }),
-      );
+    } else if (msg.t === 'pack') {
+      const done = this.sink.upload(msg.id, Buffer.from(msg.data, 0, msg.length));
+      done.finally(() => worker.postMessage({ t: 'buffer', data: msg.data } satisfies ToWorker, [msg.data])).catch(() => undefined);
+    } else if (msg.t === 'sealed') {
+      this.sealing.shift()?.();
     } else if (msg.t === 'done') {
       this.finish(msg.job)?.resolve({ files: msg.files, bytesRead: msg.bytesRead });
+    } else if (msg.job < 0) {
+      this.fail(new Error(`the file reader failed: ${msg.error}`));
     } else {
       this.finish(msg.job)?.reject(new Error(`the file reader failed: ${msg.error}`));
     }
@@ -145,6 +165,6 @@ export class FilePool {
   private fail(err: Error): void {
     this.failure ??= err;
     for (const job of [...this.running.keys()]) this.finish(job)?.reject(err);
-    for (const wake of this.slots.splice(0)) wake();
+    for (const wake of [...this.slots.splice(0), ...this.sealing.splice(0)]) wake();
   }
 }

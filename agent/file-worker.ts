@@ -6,11 +6,16 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlobCodec, type ChunkerParams } from '../format/index.js';
+import { BlobCodec, PackWriter, type ChunkerParams } from '../format/index.js';
 import { chunkSync } from './chunker.js';
 import type { FileOutcome, ToMain, ToWorker } from './file-pool.js';
 
-const { encKey, idKey, chunker } = workerData as { encKey: Uint8Array | null; idKey: Uint8Array | null; chunker: ChunkerParams };
+const { encKey, idKey, chunker, packTarget } = workerData as {
+  encKey: Uint8Array | null;
+  idKey: Uint8Array | null;
+  chunker: ChunkerParams;
+  packTarget: number;
+};
 const codec = new BlobCodec(encKey && idKey ? { encKey: Buffer.from(encKey), idKey: Buffer.from(idKey) } : null);
 const port = parentPort!;
 
@@ -27,10 +32,86 @@ port.on('message', (msg: ToWorker) => {
   if (msg.t === 'need') {
     answers.get(msg.job)?.(msg.need);
     answers.delete(msg.job);
-  } else {
+  } else if (msg.t === 'job') {
     runJob(msg.job, msg.paths).catch((err: unknown) => post({ t: 'failed', job: msg.job, error: (err as Error).message }));
+  } else if (msg.t === 'buffer') {
+    packs.giveBack(Buffer.from(msg.data));
+  } else if (msg.t === 'target') {
+    packs.target = msg.bytes;
+  } else {
+    packs.seal().then(
+      () => post({ t: 'sealed' }),
+      (err: unknown) => post({ t: 'failed', job: -1, error: (err as Error).message }),
+    );
   }
 });
+
+/**
+ * This worker's packs: blobs are written straight into one of two pack buffers; a full pack goes to
+ * the main thread (transferred, not copied) for upload and its buffer comes back afterwards. With
+ * both buffers away, the worker waits: that is how slow uploads hold the readers back.
+ */
+class Packs {
+  target = packTarget;
+  private writer: PackWriter | null = null;
+  private buffer: Buffer | null = null;
+  private readonly free: Buffer[] = [];
+  private made = 0;
+  private readonly waiting: (() => void)[] = [];
+  private queue: Promise<void> = Promise.resolve();
+
+  /** Adds blobs in order; settles once they are in a pack (not yet uploaded). */
+  add(blobs: { id: string; plainLength: number; stored: Buffer }[]): Promise<void> {
+    const next = this.queue.then(async () => {
+      for (const b of blobs) await this.addOne(b.id, b.stored, b.plainLength);
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Sends the pack being filled, if any. */
+  seal(): Promise<void> {
+    const next = this.queue.then(() => this.send());
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  giveBack(buf: Buffer): void {
+    this.free.push(buf);
+    this.waiting.shift()?.();
+  }
+
+  private async addOne(id: string, stored: Buffer, plainLength: number): Promise<void> {
+    if (this.writer && !this.writer.canAdd(stored.length)) this.send();
+    if (!this.writer) {
+      this.buffer = await this.takeBuffer();
+      this.writer = new PackWriter(this.buffer);
+    }
+    this.writer.add(id, 'data', stored, plainLength);
+    if (this.writer.size >= this.target) this.send();
+  }
+
+  private send(): void {
+    if (!this.writer || !this.buffer) return;
+    const { id, length } = this.writer.finish();
+    const data = this.buffer.buffer as ArrayBuffer;
+    this.writer = null;
+    this.buffer = null;
+    post({ t: 'pack', id, length, data }, [data]);
+  }
+
+  private async takeBuffer(): Promise<Buffer> {
+    while (this.free.length === 0 && this.made >= PACK_BUFFERS) await new Promise<void>((r) => this.waiting.push(r));
+    if (this.free.length > 0) return this.free.pop()!;
+    this.made++;
+    return Buffer.allocUnsafeSlow(PACK_CAPACITY);
+  }
+}
+
+/** Pack buffers per worker, and their size: room for the largest target (64 MiB) and one more chunk. */
+const PACK_BUFFERS = 2;
+const PACK_CAPACITY = (64 << 20) + 2 * chunker.max + (1 << 20);
+const packs = new Packs();
 
 function post(msg: ToMain, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -66,22 +147,8 @@ class Batch {
     this.ids = [];
     this.chunks = [];
     this.bytes = 0;
-    if (blobs.length > 0) sendBlobs(blobs);
+    await packs.add(blobs);
   }
-}
-
-function sendBlobs(blobs: { id: string; plainLength: number; stored: Buffer }[]): void {
-  const total = blobs.reduce((n, b) => n + b.stored.length, 0);
-  const data = new ArrayBuffer(total);
-  const view = new Uint8Array(data);
-  let at = 0;
-  const lengths: number[] = [];
-  for (const b of blobs) {
-    view.set(b.stored, at);
-    at += b.stored.length;
-    lengths.push(b.stored.length);
-  }
-  post({ t: 'blobs', ids: blobs.map((b) => b.id), plainLengths: blobs.map((b) => b.plainLength), lengths, data }, [data]);
 }
 
 async function runJob(job: number, paths: string[]): Promise<void> {

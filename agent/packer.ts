@@ -51,7 +51,30 @@ export class Packer {
     private readonly sink: PackSink,
     private readonly parallel = 2,
     private readonly onUploaded?: (bytes: number) => void,
+    /** Told when the target pack size changes (the readers build data packs themselves). */
+    private readonly onTarget?: (bytes: number) => void,
   ) {}
+
+  /** Throws the first upload failure, if any. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** The pack size to aim for at the measured upload rate. */
+  get targetSize(): number {
+    return this.target;
+  }
+
+  /**
+   * Uploads a pack built elsewhere (a reader's data pack) once a slot is free; settles when it is
+   * stored. A failure is kept and thrown by the next add() or finish().
+   */
+  async upload(id: string, bytes: Buffer): Promise<void> {
+    while (this.inFlight.size >= this.parallel) await Promise.race(this.inFlight);
+    const upload = this.send(id, bytes).finally(() => this.inFlight.delete(upload));
+    this.inFlight.add(upload);
+    await upload;
+  }
 
   /**
    * Trees go into packs of their own (as in restic): reading a snapshot's trees back is then a few
@@ -84,11 +107,11 @@ export class Packer {
     this.builders[type] = new PackBuilder();
     while (this.inFlight.size >= this.parallel) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
-    const upload = this.upload(id, bytes).finally(() => this.inFlight.delete(upload));
+    const upload = this.send(id, bytes).finally(() => this.inFlight.delete(upload));
     this.inFlight.add(upload);
   }
 
-  private async upload(id: string, bytes: Buffer): Promise<void> {
+  private async send(id: string, bytes: Buffer): Promise<void> {
     const started = performance.now();
     try {
       await this.sink.putPack(id, bytes);
@@ -99,7 +122,9 @@ export class Packer {
     const seconds = Math.max((performance.now() - started) / 1000, 0.001);
     const observed = (bytes.length / seconds) * Math.max(1, this.inFlight.size);
     this.rate = this.rate === 0 ? observed : 0.7 * this.rate + 0.3 * observed;
-    this.target = packSizeFor(this.rate);
+    const target = packSizeFor(this.rate);
+    if (target !== this.target) this.onTarget?.(target);
+    this.target = target;
     this.uploadedBytes += bytes.length;
     this.uploadedPacks++;
     this.onUploaded?.(bytes.length);

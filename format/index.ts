@@ -8,6 +8,7 @@ export {
   readPackTrailer,
   parsePack,
   packIdOf,
+  PackWriter,
   MAX_PACK_SIZE,
   MAX_PACK_ENTRIES,
   MAX_TRAILER_SIZE,

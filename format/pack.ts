@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { BlobType } from './blob.js';
 import { MAX_BLOB_SIZE } from './blob.js';
 import { FormatError } from './errors.js';
@@ -59,12 +60,7 @@ export class PackBuilder {
   }
 
   add(id: string, type: BlobType, stored: Buffer, plainLength: number): void {
-    if (!HEX64.test(id)) throw new FormatError('bad-pack', `"${id}" is not a blob id (64 lowercase hex)`);
-    if (this.ids.has(id)) throw new FormatError('bad-pack', `blob ${id} is already in this pack`);
-    if (stored.length === 0) throw new FormatError('bad-pack', `blob ${id} has no stored bytes`);
-    if (!Number.isSafeInteger(plainLength) || plainLength < 0 || plainLength > MAX_BLOB_SIZE) {
-      throw new FormatError('bad-pack', `blob ${id} has an impossible plain length ${plainLength}`);
-    }
+    checkBlob(id, stored.length, plainLength, this.ids);
     if (!this.canAdd(stored.length)) throw new FormatError('bad-pack', this.finished ? 'the pack is finished' : 'the pack is full');
     this.entries.push({ id, type, offset: this.offset, length: stored.length, plainLength });
     this.ids.add(id);
@@ -83,6 +79,83 @@ export class PackBuilder {
     const bytes = Buffer.concat([...this.parts, trailer, length, PACK_END_MAGIC]);
     this.parts.length = 0; // the blobs now live in `bytes`; let the copies go
     return { id: packIdOf(bytes), bytes, entries: [...this.entries] };
+  }
+}
+
+/**
+ * Builds one pack straight into a buffer the caller owns and reuses (the agent's readers hand their
+ * pack buffers to the uploader and get them back), hashing as blobs arrive: no copy at the end and
+ * no fresh memory per pack. The same layout and checks as PackBuilder; a pack never outgrows buf.
+ */
+export class PackWriter {
+  private readonly entries: PackEntry[] = [];
+  private readonly ids = new Set<string>();
+  private readonly hash = createHash('sha256');
+  private offset = PACK_HEADER_SIZE;
+  private finished = false;
+
+  constructor(private readonly buf: Buffer) {
+    if (buf.length < PACK_HEADER_SIZE + PACK_FOOTER_SIZE + TRAILER_BASE + ENTRY_JSON_MAX + 1) {
+      throw new FormatError('bad-pack', 'the buffer is too small for a pack');
+    }
+    HEADER.copy(buf, 0);
+    this.hash.update(HEADER);
+  }
+
+  get size(): number {
+    return this.offset;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  canAdd(storedLength: number): boolean {
+    const trailer = TRAILER_BASE + (this.entries.length + 1) * ENTRY_JSON_MAX;
+    const end = this.offset + storedLength + trailer + PACK_FOOTER_SIZE;
+    return (
+      !this.finished &&
+      this.entries.length < MAX_PACK_ENTRIES &&
+      trailer <= MAX_TRAILER_SIZE &&
+      end <= Math.min(MAX_PACK_SIZE, this.buf.length)
+    );
+  }
+
+  add(id: string, type: BlobType, stored: Uint8Array, plainLength: number): void {
+    checkBlob(id, stored.length, plainLength, this.ids);
+    if (!this.canAdd(stored.length)) throw new FormatError('bad-pack', this.finished ? 'the pack is finished' : 'the pack is full');
+    this.buf.set(stored, this.offset);
+    this.hash.update(stored);
+    this.entries.push({ id, type, offset: this.offset, length: stored.length, plainLength });
+    this.ids.add(id);
+    this.offset += stored.length;
+  }
+
+  /** Writes the trailer and footer; the pack is buf[0, length). The writer cannot be used afterwards. */
+  finish(): { id: string; length: number; entries: PackEntry[] } {
+    if (this.finished) throw new FormatError('bad-pack', 'the pack is finished');
+    if (this.entries.length === 0) throw new FormatError('bad-pack', 'a pack holds at least one blob');
+    this.finished = true;
+    const trailer = encodeTrailer(this.entries);
+    const footer = Buffer.alloc(PACK_FOOTER_SIZE);
+    footer.writeUInt32LE(trailer.length);
+    PACK_END_MAGIC.copy(footer, 4);
+    for (const part of [trailer, footer]) {
+      this.buf.set(part, this.offset);
+      this.hash.update(part);
+      this.offset += part.length;
+    }
+    return { id: this.hash.digest('hex'), length: this.offset, entries: this.entries };
+  }
+}
+
+/** The checks every added blob passes (PackBuilder and PackWriter). */
+function checkBlob(id: string, storedLength: number, plainLength: number, ids: Set<string>): void {
+  if (!HEX64.test(id)) throw new FormatError('bad-pack', `"${id}" is not a blob id (64 lowercase hex)`);
+  if (ids.has(id)) throw new FormatError('bad-pack', `blob ${id} is already in this pack`);
+  if (storedLength === 0) throw new FormatError('bad-pack', `blob ${id} has no stored bytes`);
+  if (!Number.isSafeInteger(plainLength) || plainLength < 0 || plainLength > MAX_BLOB_SIZE) {
+    throw new FormatError('bad-pack', `blob ${id} has an impossible plain length ${plainLength}`);
   }
 }
 
