@@ -6,6 +6,7 @@ import {
   FormatError,
   MAX_PACK_SIZE,
   PackBuilder,
+  PackWriter,
   packIdOf,
   parsePack,
   readPackTrailer,
@@ -170,5 +171,43 @@ describe('format: pack readers refuse tampering', () => {
       readPackTrailer(pack.bytes.length, async (o, l) => pack.bytes.subarray(o, o + l - 1)),
       badPack,
     );
+  });
+
+  describe('PackWriter (a pack built in a caller-owned buffer)', () => {
+    it('writes the same bytes and id as PackBuilder, and a reused buffer gives a fresh pack', () => {
+      const codec = new BlobCodec(null);
+      const plains = [randomBytes(3000), Buffer.from('hello '.repeat(500)), randomBytes(7)];
+      const builder = new PackBuilder();
+      const buf = Buffer.alloc(1 << 16, 0xee);
+      const writer = new PackWriter(buf);
+      for (const p of plains) {
+        const stored = codec.encode(p);
+        builder.add(codec.id(p), 'data', stored, p.length);
+        writer.add(codec.id(p), 'data', stored, p.length);
+      }
+      const want = builder.finish();
+      const got = writer.finish();
+      assert.equal(got.id, want.id);
+      assert.equal(got.id, packIdOf(buf.subarray(0, got.length)));
+      assert.deepEqual(buf.subarray(0, got.length), want.bytes);
+      assert.deepEqual(parsePack(buf.subarray(0, got.length)).entries, want.entries);
+      const again = new PackWriter(buf);
+      again.add(id(9), 'data', Buffer.from('x'), 1);
+      const second = again.finish();
+      assert.equal(parsePack(buf.subarray(0, second.length)).entries.length, 1);
+    });
+
+    it('never outgrows its buffer, refuses repeats and bad ids, and cannot be finished twice or empty', () => {
+      const writer = new PackWriter(Buffer.alloc(4096));
+      assert.equal(writer.canAdd(4096), false);
+      assert.throws(() => writer.add(id(1), 'data', Buffer.alloc(4096), 4096), badPack);
+      assert.throws(() => writer.finish(), badPack);
+      writer.add(id(1), 'data', Buffer.alloc(100), 100);
+      assert.throws(() => writer.add(id(1), 'data', Buffer.alloc(10), 10), badPack);
+      assert.throws(() => writer.add('nope', 'data', Buffer.alloc(10), 10), badPack);
+      writer.finish();
+      assert.throws(() => writer.finish(), badPack);
+      assert.throws(() => new PackWriter(Buffer.alloc(16)), badPack);
+    });
   });
 });
