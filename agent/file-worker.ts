@@ -22,7 +22,7 @@ const port = parentPort!;
 /** A batch is sent for the "which do you need?" question once it holds this many bytes. */
 const BATCH_BYTES = 8 << 20;
 /** Read size for large files; at least the chunker's max, so two alternating buffers are enough. */
-const READ_SIZE = Math.max(8 << 20, chunker.max);
+const READ_SIZE = Math.max(4 << 20, chunker.max);
 
 const answers = new Map<number, (need: Uint8Array) => void>();
 /** Read buffers, reused between jobs so big files do not map fresh memory for every read. */
@@ -100,17 +100,19 @@ class Packs {
     post({ t: 'pack', id, length, data }, [data]);
   }
 
+  /** A free pack buffer with room for the current target and one more chunk (a smaller one is dropped). */
   private async takeBuffer(): Promise<Buffer> {
     while (this.free.length === 0 && this.made >= PACK_BUFFERS) await new Promise<void>((r) => this.waiting.push(r));
-    if (this.free.length > 0) return this.free.pop()!;
-    this.made++;
-    return Buffer.allocUnsafeSlow(PACK_CAPACITY);
+    const capacity = this.target + 2 * chunker.max + (1 << 20);
+    const buf = this.free.pop();
+    if (buf && buf.length >= capacity) return buf;
+    if (!buf) this.made++;
+    return Buffer.allocUnsafeSlow(capacity);
   }
 }
 
-/** Pack buffers per worker, and their size: room for the largest target (64 MiB) and one more chunk. */
+/** Pack buffers per worker: one filling while the other uploads. */
 const PACK_BUFFERS = 2;
-const PACK_CAPACITY = (64 << 20) + 2 * chunker.max + (1 << 20);
 const packs = new Packs();
 
 function post(msg: ToMain, transfer: ArrayBuffer[] = []): void {

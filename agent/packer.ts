@@ -11,22 +11,24 @@ const MiB = 1024 * KiB;
 /**
  * The pack size follows the measured upload rate so each PUT takes a few seconds (the patent's
  * speed → size table): slow links get small parts that are cheap to redo after an interruption, fast
- * links big ones that keep request overhead low.
+ * links big ones that keep request overhead low. The agent holds up to four packs at once (two
+ * readers each filling one and uploading one), so 64 MiB packs are kept for links of 1 GiB/s and
+ * more; below that, 32 MiB PUTs already cost only a few milliseconds of request overhead each.
  *
  *   measured rate        target pack size
  *   < 256 KiB/s          512 KiB
  *   < 1 MiB/s            2 MiB
  *   < 4 MiB/s            8 MiB
  *   < 16 MiB/s           16 MiB
- *   < 64 MiB/s           32 MiB
- *   ≥ 64 MiB/s           64 MiB
+ *   < 1 GiB/s            32 MiB
+ *   ≥ 1 GiB/s            64 MiB
  */
 export const SIZE_TABLE: readonly [number, number][] = [
   [256 * KiB, 512 * KiB],
   [1 * MiB, 2 * MiB],
   [4 * MiB, 8 * MiB],
   [16 * MiB, 16 * MiB],
-  [64 * MiB, 32 * MiB],
+  [1024 * MiB, 32 * MiB],
   [Infinity, 64 * MiB],
 ];
 

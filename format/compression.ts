@@ -1,4 +1,3 @@
-import { Compressor } from 'zstd-napi';
 import zstd from 'zstd-napi/binding.js';
 import { FormatError } from './errors.js';
 
@@ -17,20 +16,29 @@ const WORTH = 0.9;
 /** Standard zstd frame magic 0xFD2FB528, little-endian on disk. */
 const FRAME_MAGIC = 0xfd2fb528;
 
-const compressor = new Compressor();
-compressor.setParameters({ compressionLevel: LEVEL, contentSizeFlag: true, checksumFlag: false });
+// One context per thread, used synchronously; frames are written into a reused scratch buffer and
+// copied out once, so compressing a chunk allocates only its result.
+const cctx = new zstd.CCtx();
+cctx.setParameter(zstd.CParameter.compressionLevel, LEVEL);
+cctx.setParameter(zstd.CParameter.contentSizeFlag, 1);
+cctx.setParameter(zstd.CParameter.checksumFlag, 0);
+let scratch = Buffer.allocUnsafeSlow(0);
 // Decompression is synchronous, so one context serves every call on this thread.
 const dctx = new zstd.DCtx();
 
 /** The zstd frame of plain when it is at most 90 % of plain's size, else null (store raw). */
 export function compressIfWorthIt(plain: Buffer): Buffer | null {
   if (plain.length < MIN_SIZE) return null;
-  if (plain.length > SAMPLE_SIZE) {
-    const sample = compressor.compress(plain.subarray(0, SAMPLE_SIZE));
-    if (sample.length > SAMPLE_SIZE * WORTH) return null;
-  }
-  const frame = compressor.compress(plain);
-  return frame.length <= plain.length * WORTH ? frame : null;
+  if (plain.length > SAMPLE_SIZE && compressInto(plain.subarray(0, SAMPLE_SIZE)) > SAMPLE_SIZE * WORTH) return null;
+  const length = compressInto(plain);
+  return length <= plain.length * WORTH ? Buffer.from(scratch.subarray(0, length)) : null;
+}
+
+/** Compresses into the scratch buffer (grown as needed); returns the frame's length. */
+function compressInto(plain: Buffer): number {
+  const bound = zstd.compressBound(plain.length);
+  if (scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 1 << 20));
+  return cctx.compress2(scratch, plain);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 
 /**
  * AES-256-GCM "sealed boxes": nonce(12) ‖ ciphertext ‖ tag(16), with a fresh random nonce each time.
@@ -9,9 +9,23 @@ export const NONCE_SIZE = 12;
 export const TAG_SIZE = 16;
 export const BOX_OVERHEAD = NONCE_SIZE + TAG_SIZE;
 
+/** Random bytes for nonces, drawn from the CSPRNG in bulk: one call per 4 KiB, not one per blob. */
+const noncePool = Buffer.alloc(4096);
+let nonceAt = noncePool.length;
+
+function freshNonce(): Buffer {
+  if (nonceAt + NONCE_SIZE > noncePool.length) {
+    randomFillSync(noncePool);
+    nonceAt = 0;
+  }
+  const nonce = Buffer.from(noncePool.subarray(nonceAt, nonceAt + NONCE_SIZE));
+  nonceAt += NONCE_SIZE;
+  return nonce;
+}
+
 /** Encrypts the concatenation of parts (passed separately to avoid copying a large payload twice). */
 export function seal(key: Buffer, parts: readonly Uint8Array[], aad?: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_SIZE);
+  const nonce = freshNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) cipher.setAAD(aad);
   const out: Buffer[] = [nonce];

@@ -15,7 +15,8 @@ describe('pack size follows the measured upload rate', () => {
     assert.equal(packSizeFor(2 * MiB), 8 * MiB);
     assert.equal(packSizeFor(10 * MiB), 16 * MiB);
     assert.equal(packSizeFor(50 * MiB), 32 * MiB);
-    assert.equal(packSizeFor(500 * MiB), 64 * MiB);
+    assert.equal(packSizeFor(500 * MiB), 32 * MiB);
+    assert.equal(packSizeFor(2048 * MiB), 64 * MiB);
   });
 });
 
