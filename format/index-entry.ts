@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_BLOB_SIZE, type BlobType } from './blob.js';
-import { count, decodeJson, hex64, jsonBytes, validate } from './json.js';
+import { count, hex64, isCount, isHex64, isPlainRecord, jsonBytes, parseJson, validateQuick } from './json.js';
 import { PACK_HEADER_SIZE } from './pack-trailer.js';
 
 /** Where one blob lives: which pack, which byte range; type 'd' data or 't' tree (as in trailers). */
@@ -35,16 +35,44 @@ const PageSchema = z.strictObject({
   entries: z.array(EntrySchema),
 });
 
+const ENTRY_KEYS = ['id', 'pack', 'type', 'offset', 'length', 'plainLength'] as const;
+const ENTRY_KEY_SET = new Set<string>(ENTRY_KEYS);
+const PAGE_KEYS = ['kura', 'v', 'generation', 'entries'] as const;
+
+/** The schema's rules by hand (see validateQuick): an index holds up to millions of entries. */
+function quickEntry(value: unknown): boolean {
+  if (!isPlainRecord(value, ENTRY_KEYS, ENTRY_KEY_SET)) return false;
+  const { id, pack, type, offset, length, plainLength } = value;
+  return (
+    isHex64(id) &&
+    isHex64(pack) &&
+    (type === 'd' || type === 't') &&
+    isCount(offset) &&
+    offset >= PACK_HEADER_SIZE &&
+    isCount(length) &&
+    length >= 1 &&
+    isCount(plainLength) &&
+    plainLength <= MAX_BLOB_SIZE
+  );
+}
+
+function quickPage(value: unknown): boolean {
+  if (!isPlainRecord(value, PAGE_KEYS, new Set(PAGE_KEYS))) return false;
+  return (
+    value.kura === 'index' && value.v === 1 && isCount(value.generation) && Array.isArray(value.entries) && value.entries.every(quickEntry)
+  );
+}
+
 /** The page's bytes; throws FormatError('bad-record') for an invalid entry, so none is ever sent. */
 export function encodeIndex(page: IndexPage): Buffer {
   const record = { kura: 'index', v: 1, generation: page.generation, entries: page.entries.map(canonicalEntry) };
-  validate(PageSchema, record, 'bad-record', 'the index');
+  validateQuick(quickPage, PageSchema, record, 'bad-record', 'the index');
   return jsonBytes(record);
 }
 
 /** Reads an index page; throws FormatError('bad-record') when malformed. */
 export function decodeIndex(bytes: Uint8Array): IndexPage {
-  const page = decodeJson(PageSchema, bytes, 'bad-record', 'the index');
+  const page = validateQuick(quickPage, PageSchema, parseJson(bytes, 'bad-record', 'the index'), 'bad-record', 'the index');
   return { generation: page.generation, entries: page.entries };
 }
 

@@ -46,6 +46,38 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, code: FormatEr
   throw new FormatError(code, `${what} is malformed: ${problems.join('; ')}${more}`);
 }
 
+/**
+ * validate with a fast path for bulk records (trees, index pages): `quick` is a hand-written check
+ * that accepts only values the schema accepts; anything it does not accept goes through the schema,
+ * which gives the verdict and the message. zod stays the definition; `quick` only saves its cost.
+ */
+export function validateQuick<T>(
+  quick: (value: unknown) => boolean,
+  schema: z.ZodType<T>,
+  value: unknown,
+  code: FormatErrorCode,
+  what: string,
+): T {
+  return quick(value) ? (value as T) : validate(schema, value, code, what);
+}
+
+/** A JSON object (not an array, not null) whose own keys are all in `allowed` and include `required`. */
+export function isPlainRecord(value: unknown, required: readonly string[], allowed: ReadonlySet<string>): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  if (!keys.every((k) => allowed.has(k))) return false;
+  return required.every((k) => Object.prototype.hasOwnProperty.call(value, k));
+}
+
+/** What `count` accepts: an integer in 0 … 2^53-1. */
+export function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+export function isHex64(v: unknown): v is string {
+  return typeof v === 'string' && HEX64.test(v);
+}
+
 /** parseJson then validate. */
 export function decodeJson<T>(schema: z.ZodType<T>, bytes: Uint8Array, code: FormatErrorCode, what: string): T {
   return validate(schema, parseJson(bytes, code, what), code, what);

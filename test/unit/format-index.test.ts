@@ -15,7 +15,19 @@ describe('format: index pages', () => {
   });
 
   it('refuses bad ids, offsets inside the pack header, unknown types and fields', () => {
-    for (const bad of [{ id: 'x' }, { pack: 'A'.repeat(64) }, { offset: 3 }, { length: 0 }, { type: 'x' }, { extra: 1 }]) {
+    for (const bad of [
+      { id: 'x' },
+      { pack: 'A'.repeat(64) },
+      { offset: 3 },
+      { length: 0 },
+      { type: 'x' },
+      { extra: 1 },
+      { plainLength: 2 ** 40 },
+      { offset: 9.5 },
+      { length: null },
+      { id: null },
+      { pack: 5 },
+    ]) {
       const raw = Buffer.from(JSON.stringify({ kura: 'index', v: 1, generation: 1, entries: [{ ...entry, ...bad }] }));
       assert.throws(() => decodeIndex(raw), badRecord, JSON.stringify(bad));
     }

@@ -88,4 +88,35 @@ describe('format: trees', () => {
     assert.throws(() => decodeTree(Buffer.from(JSON.stringify({ v: 2, entries: [] }))), badTree);
     assert.throws(() => decodeTree(Buffer.from([0x7b, 0xff])), badTree);
   });
+
+  it('refuses every single-field corruption of a valid entry (the fast check never accepts what the schema refuses)', () => {
+    const id = 'ab'.repeat(32);
+    const valid: Record<string, unknown>[] = [
+      { name: 'f', type: 'file', mode: 0o644, mtimeNs: '1700000000000000000', size: 3, ino: 7, content: [id] },
+      { name: 'd', type: 'dir', mode: 0o755, mtimeNs: '-5', size: 0, subtree: id },
+      { name: 'l', type: 'symlink', mode: 0o777, mtimeNs: '0', size: 1, target: 'x' },
+    ];
+    const bad: Record<string, unknown[]> = {
+      name: ['', '.', '..', 'a/b', 'a\0b', '\ud800', 'x'.repeat(1025), 5, null],
+      type: ['fifo', 1, null],
+      mode: [-1, 0o10000, 1.5, '644', null],
+      mtimeNs: ['01', '1.5', 'x', '', 5, '1'.repeat(26)],
+      size: [-1, 1.5, 2 ** 53, '3', null],
+      ino: [-1, 0.5, null, 'x'],
+      content: ['x', [id.toUpperCase()], ['ab'], null],
+      subtree: ['x', null, 5],
+      target: ['', 'a\0', '\udc00', 5, null],
+      owner: ['me'],
+    };
+    for (const entry of valid) {
+      assert.equal(decodeTree(Buffer.from(JSON.stringify({ v: 1, entries: [entry] })))[0]!.name, entry.name);
+      for (const [key, values] of Object.entries(bad)) {
+        for (const v of values) {
+          const broken = { ...entry, [key]: v };
+          const bytes = Buffer.from(JSON.stringify({ v: 1, entries: [broken] }));
+          assert.throws(() => decodeTree(bytes), badTree, `${String(entry.type)} with ${key}=${JSON.stringify(v)}`);
+        }
+      }
+    }
+  });
 });
