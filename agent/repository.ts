@@ -90,7 +90,8 @@ export class Repository {
       page = decodeIndex(await this.remote.getIndex(0));
       entries = page.entries;
     }
-    if (cacheFile) await writeCachedIndex(cacheFile, { generation: page.generation, entries });
+    const unchanged = cached !== null && page.generation === cached.generation && page.entries.length === 0;
+    if (cacheFile && !unchanged) await writeCachedIndex(cacheFile, { generation: page.generation, entries });
     return new Map(entries.map((e) => [e.id, e]));
   }
 

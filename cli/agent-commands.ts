@@ -136,6 +136,7 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
   const reporter = new AgentReporter(flags, 'backup');
   let cancelled = false;
+  let skipped = 0;
   const onSignal = () => {
     cancelled = true;
     reporter.note('Stopping after the uploads in progress…');
@@ -161,9 +162,17 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
               () => undefined,
             ),
       onFile: (_t, bytes) => reporter.progress.add(1, bytes),
-      onWarning: (path, err) => reporter.note(`skipped ${path}: ${(err as Error).message}`),
+      onWarning: (path, err) => {
+        skipped++;
+        reporter.note(`skipped ${path}: ${(err as Error).message}`);
+      },
     });
     reporter.backupSummary(result);
+    if (skipped > 0) {
+      // As restic does: the snapshot is committed, but a script must know it is incomplete.
+      reporter.note(`${skipped} path(s) could not be read and are not in this snapshot (listed above); exit code 3.`);
+      process.exitCode = 3;
+    }
   } catch (err) {
     if (err instanceof Cancelled) {
       reporter.note('Backup cancelled. The parts already uploaded are kept: run the backup again to resume.');
