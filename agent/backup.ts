@@ -1,7 +1,7 @@
 import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { FilePool } from './file-pool.js';
-import { Packer } from './packer.js';
+import { FIRST_PACK_SIZE, Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, packPath, TreeLoader } from './trees.js';
 
@@ -33,21 +33,30 @@ export interface BackupResult {
  */
 export async function runBackup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
-  const index = await repo.index(opts.indexCache);
+  // The readers start loading now, while the index, the snapshots and the parent's trees arrive.
+  const pool = new FilePool(repo.keys, repo.chunker, FIRST_PACK_SIZE);
+  try {
+    return await backupWith(repo, opts, pool, started);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool, started: number): Promise<BackupResult> {
+  const [index, snapshots] = await Promise.all([repo.index(opts.indexCache), opts.type === 'full' ? [] : repo.snapshots(opts.host)]);
   const blobs = new BlobReader(repo.remote, index, repo.codec);
-  const parent = opts.type === 'full' ? null : latestOf(await repo.snapshots(opts.host));
+  const parent = latestOf(snapshots);
   const parentBody = parent ? repo.body(parent) : null;
   const parentRoot = parentBody?.tree ?? null;
   opts.onStart?.(parentBody?.totals ?? null);
   const parentTrees = new TreeLoader(blobs);
   await parentTrees.preload(parentRoot);
-  let pool: FilePool | null = null;
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded, (target) =>
-    (pool as FilePool | null)?.setPackTarget(target),
+    pool.setPackTarget(target),
   );
   const archiver = new Archiver({
     codec: repo.codec,
-    readers: (sink) => (pool = new FilePool(repo.keys, repo.chunker, sink, packer.targetSize)),
+    readers: (sink) => pool.attach(sink),
     known: new Set(index.keys()),
     packer,
     parentTrees,
@@ -63,8 +72,6 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   } catch (err) {
     await packer.drain();
     throw err;
-  } finally {
-    await (pool as FilePool | null)?.close();
   }
   if (opts.isCancelled()) throw new Cancelled('cancelled before the snapshot was committed');
   const totals = {

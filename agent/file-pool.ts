@@ -61,10 +61,12 @@ export class FilePool {
   private failure: Error | null = null;
   private sealing: (() => void)[] = [];
 
+  private sink: BlobSink | null = null;
+
+  /** Starts the workers at once (loading their code takes a moment); jobs wait for attach(). */
   constructor(
     keys: MasterKeys | null,
     chunker: ChunkerParams,
-    private readonly sink: BlobSink,
     packTarget: number,
     size = availableParallelism(),
     private readonly perWorker = 2,
@@ -73,11 +75,18 @@ export class FilePool {
     this.workers = Array.from({ length: Math.max(1, size) }, () => this.spawn(workerData));
   }
 
+  /** Names who answers the workers' questions and uploads their packs (the archiver). */
+  attach(sink: BlobSink): this {
+    this.sink = sink;
+    return this;
+  }
+
   /**
    * Waits for a free slot, then starts a job on the least busy worker; `result` settles when the
    * job's files are read and their new blobs handed to the sink. The wrapper keeps the waits apart.
    */
   async run(paths: string[]): Promise<{ result: Promise<JobResult> }> {
+    if (!this.sink) throw new Error('the file pool has no sink: attach() first');
     for (;;) {
       if (this.failure) throw this.failure;
       const worker = this.freeWorker();
@@ -143,12 +152,12 @@ export class FilePool {
 
   private onMessage(worker: Worker, msg: ToMain): void {
     if (msg.t === 'ask') {
-      this.sink.need(msg.ids).then(
+      this.sink!.need(msg.ids).then(
         (need) => worker.postMessage({ t: 'need', job: msg.job, need } satisfies ToWorker),
         (err: unknown) => this.fail(err as Error),
       );
     } else if (msg.t === 'pack') {
-      const done = this.sink.upload(msg.id, Buffer.from(msg.data, 0, msg.length));
+      const done = this.sink!.upload(msg.id, Buffer.from(msg.data, 0, msg.length));
       done.finally(() => worker.postMessage({ t: 'buffer', data: msg.data } satisfies ToWorker, [msg.data])).catch(() => undefined);
     } else if (msg.t === 'sealed') {
       this.sealing.shift()?.();

@@ -32,6 +32,9 @@ export const SIZE_TABLE: readonly [number, number][] = [
   [Infinity, 64 * MiB],
 ];
 
+/** The pack size before any upload has been measured. */
+export const FIRST_PACK_SIZE = 8 * MiB;
+
 export function packSizeFor(bytesPerSecond: number): number {
   return (SIZE_TABLE.find(([below]) => bytesPerSecond < below) ?? SIZE_TABLE[SIZE_TABLE.length - 1])![1];
 }
@@ -43,7 +46,7 @@ export function packSizeFor(bytesPerSecond: number): number {
 export class Packer {
   private builders: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
   private readonly inFlight = new Set<Promise<void>>();
-  private target = 8 * MiB;
+  private target = FIRST_PACK_SIZE;
   private rate = 0;
   private failure: unknown = null;
   uploadedBytes = 0;
@@ -60,11 +63,6 @@ export class Packer {
   /** Throws the first upload failure, if any. */
   check(): void {
     if (this.failure) throw this.failure;
-  }
-
-  /** The pack size to aim for at the measured upload rate. */
-  get targetSize(): number {
-    return this.target;
   }
 
   /**
