@@ -4,7 +4,7 @@ import { scan, type ScanEntry } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
 import type { BlobSink, FileOutcome, JobResult } from './file-pool.js';
 import type { Packer } from './packer.js';
-import type { TreeLoader } from './trees.js';
+import type { TreeCache, TreeLoader } from './trees.js';
 
 /** What the archiver counts for the progress line and the snapshot's totals. */
 export type ArchiveTotals = Omit<SnapshotTotals, 'bytesUploaded' | 'durationMs'>;
@@ -24,6 +24,8 @@ export interface ArchiverDeps {
   known: Set<string>;
   packer: Packer;
   parentTrees: TreeLoader;
+  /** New trees are kept here, so the next backup finds them on the PC. */
+  treeCache?: TreeCache;
   exclude: string[];
   isCancelled: () => boolean;
   onFile?: (totals: ArchiveTotals, bytes: number) => void;
@@ -63,6 +65,8 @@ export class Archiver implements BlobSink {
   private failure: unknown = null;
   private readonly readers: FileReaders;
   private batch: SmallBatch = emptyBatch();
+  /** Every tree of the snapshot being made (new or kept from the parent). */
+  readonly treeIds = new Set<string>();
   readonly totals: ArchiveTotals = { files: 0, dirs: 0, bytes: 0, newFiles: 0, changedFiles: 0, unchangedFiles: 0, bytesRead: 0 };
 
   constructor(private readonly deps: ArchiverDeps) {
@@ -208,12 +212,18 @@ export class Archiver implements BlobSink {
 
   /** Stores a tree, or keeps the parent's when nothing in the folder changed. */
   private async storeTree(entries: TreeEntry[], parent: Map<string, TreeEntry>, parentId: string | null): Promise<string> {
-    if (parentId && this.deps.known.has(parentId) && sameEntries(entries, parent)) return parentId;
+    if (parentId && this.deps.known.has(parentId) && sameEntries(entries, parent)) {
+      this.treeIds.add(parentId);
+      return parentId;
+    }
     const plain = encodeTree(entries);
     const id = this.deps.codec.id(plain);
+    this.treeIds.add(id);
     if (!this.deps.known.has(id)) {
       this.deps.known.add(id);
-      this.enqueue(id, 'tree', this.deps.codec.encode(plain), plain.length);
+      const stored = this.deps.codec.encode(plain);
+      this.deps.treeCache?.keep(id, stored);
+      this.enqueue(id, 'tree', stored, plain.length);
     }
     return id;
   }

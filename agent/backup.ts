@@ -3,7 +3,7 @@ import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { FilePool } from './file-pool.js';
 import { FIRST_PACK_SIZE, Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
-import { BlobReader, packPath, TreeLoader } from './trees.js';
+import { BlobReader, packPath, TreeCache, TreeLoader } from './trees.js';
 
 export interface BackupOptions {
   folders: string[];
@@ -12,6 +12,8 @@ export interface BackupOptions {
   exclude: string[];
   /** A local copy of the blob index, so only new entries travel on the next run. */
   indexCache?: string;
+  /** A local copy of the last snapshot's trees (still encrypted), so the next run reads them from disk. */
+  treeCache?: string;
   isCancelled: () => boolean;
   /** Called once the parent snapshot is known, with its totals (null on a first or full backup). */
   onStart?: (parentTotals: SnapshotTotals | null) => void;
@@ -43,8 +45,12 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
 }
 
 async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool, started: number): Promise<BackupResult> {
-  const [index, snapshots] = await Promise.all([repo.index(opts.indexCache), opts.type === 'full' ? [] : repo.snapshots(opts.host)]);
-  const blobs = new BlobReader(repo.remote, index, repo.codec);
+  const [index, snapshots, treeCache] = await Promise.all([
+    repo.index(opts.indexCache),
+    opts.type === 'full' ? [] : repo.snapshots(opts.host),
+    TreeCache.load(opts.treeCache ?? null),
+  ]);
+  const blobs = new BlobReader(repo.remote, index, repo.codec, treeCache);
   const parent = latestOf(snapshots);
   const parentBody = parent ? repo.body(parent) : null;
   const parentRoot = parentBody?.tree ?? null;
@@ -60,6 +66,7 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
     known: new Set(index.keys()),
     packer,
     parentTrees,
+    treeCache,
     exclude: opts.exclude,
     isCancelled: opts.isCancelled,
     onFile: opts.onFile,
@@ -86,6 +93,8 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
     repo.keys,
   );
   await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
+  // Only a speed-up for the next run: a cache that cannot be written is simply not there next time.
+  await treeCache.save(archiver.treeIds).catch(() => undefined);
   return { snapshotId: id, parent: parent?.id ?? null, totals };
 }
 

@@ -1,3 +1,5 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { decodeTree, type TreeEntry } from '../format/index.js';
 import type { BlobLocation } from './repository.js';
 import type { Remote } from './remote.js';
@@ -27,12 +29,70 @@ export function mergeRuns<T extends { loc: BlobLocation }>(items: T[]): T[][] {
   return runs;
 }
 
+/**
+ * Stored tree blobs kept on the PC between backups, exactly as the gateway holds them (encrypted in
+ * an encrypted repository), so the next backup reads its parent's trees from one local file instead
+ * of the network. Every blob from here is still decoded and checked against its id, and one that
+ * fails is fetched from the gateway instead: a damaged or stale cache costs time, never correctness.
+ * File layout: repeated [id: 32 bytes][length: u32 LE][stored bytes].
+ */
+export class TreeCache {
+  private readonly stored = new Map<string, Buffer>();
+
+  private constructor(private readonly file: string | null) {}
+
+  /** The cache in file (empty when the file is missing or unreadable); null file: in memory only. */
+  static async load(file: string | null): Promise<TreeCache> {
+    const cache = new TreeCache(file);
+    const bytes = file ? await readFile(file).catch(() => null) : null;
+    for (let at = 0; bytes && at + 36 <= bytes.length;) {
+      const length = bytes.readUInt32LE(at + 32);
+      if (at + 36 + length > bytes.length) break;
+      cache.stored.set(bytes.toString('hex', at, at + 32), bytes.subarray(at + 36, at + 36 + length));
+      at += 36 + length;
+    }
+    return cache;
+  }
+
+  get(id: string): Buffer | undefined {
+    return this.stored.get(id);
+  }
+
+  keep(id: string, stored: Buffer): void {
+    this.stored.set(id, stored);
+  }
+
+  forget(id: string): void {
+    this.stored.delete(id);
+  }
+
+  /** Writes the blobs of ids (a new snapshot's trees) in place of the file's content, atomically. */
+  async save(ids: Iterable<string>): Promise<void> {
+    if (!this.file) return;
+    const parts: Buffer[] = [];
+    for (const id of ids) {
+      const stored = this.stored.get(id);
+      if (!stored) continue;
+      const head = Buffer.alloc(36);
+      head.write(id, 0, 'hex');
+      head.writeUInt32LE(stored.length, 32);
+      parts.push(head, stored);
+    }
+    await mkdir(dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, Buffer.concat(parts));
+    await rename(tmp, this.file);
+  }
+}
+
 /** Reads blobs by id: index lookup, ranged GETs of their packs, then decryption and verification. */
 export class BlobReader {
   constructor(
     readonly remote: Remote,
     private readonly index: Map<string, BlobLocation>,
     private readonly codec: { decode(stored: Buffer, id: string): Buffer },
+    /** Where tree blobs are looked up first, and kept once fetched. */
+    private readonly cache: TreeCache | null = null,
   ) {}
 
   location(id: string): BlobLocation | undefined {
@@ -47,25 +107,45 @@ export class BlobReader {
   /** Many blobs with as few requests as possible (one per run of neighbours in a pack, 4 at a time). */
   async readMany(ids: Iterable<string>): Promise<Map<string, Buffer>> {
     const byPack = new Map<string, { loc: BlobLocation }[]>();
+    const out = new Map<string, Buffer>();
     for (const id of ids) {
+      const cached = this.fromCache(id);
+      if (cached) {
+        out.set(id, cached);
+        continue;
+      }
       const loc = this.index.get(id);
       if (!loc) throw new Error(`blob ${id.slice(0, 12)} is not on the gateway`);
       byPack.set(loc.pack, [...(byPack.get(loc.pack) ?? []), { loc }]);
     }
     const runs = [...byPack.values()].flatMap((items) => mergeRuns(items));
-    const out = new Map<string, Buffer>();
     const worker = async () => {
       for (let run = runs.shift(); run; run = runs.shift()) {
         const start = run[0]!.loc.offset;
         const last = run[run.length - 1]!.loc;
         const bytes = await this.remote.getFile(packPath(last.pack), { start, end: last.offset + last.length - 1 });
         if (!bytes) throw new Error(`pack ${last.pack.slice(0, 12)} is missing on the gateway`);
-        for (const { loc } of run)
-          out.set(loc.id, this.codec.decode(bytes.subarray(loc.offset - start, loc.offset - start + loc.length), loc.id));
+        for (const { loc } of run) {
+          const stored = bytes.subarray(loc.offset - start, loc.offset - start + loc.length);
+          out.set(loc.id, this.codec.decode(stored, loc.id));
+          if (this.cache && loc.type === 't') this.cache.keep(loc.id, Buffer.from(stored));
+        }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     return out;
+  }
+
+  /** A blob's plaintext from the cache, or undefined when it is not there or does not decode. */
+  private fromCache(id: string): Buffer | undefined {
+    const stored = this.cache?.get(id);
+    if (!stored) return undefined;
+    try {
+      return this.codec.decode(stored, id);
+    } catch {
+      this.cache!.forget(id);
+      return undefined;
+    }
   }
 }
 

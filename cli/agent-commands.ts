@@ -152,6 +152,7 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
       type: flags.type,
       exclude: config.exclude,
       indexCache: join(stateDir(), `index-${identity}.json`),
+      treeCache: join(stateDir(), `trees-${identity}.bin`),
       isCancelled: () => cancelled,
       // The parent's totals are a good estimate for the ETA; only a first backup counts the files.
       onStart: (parent) =>

@@ -1,0 +1,80 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobCodec, encodeTree, generateKeys, PackBuilder, type TreeEntry } from '../../format/index.js';
+import type { Remote } from '../../agent/remote.js';
+import type { BlobLocation } from '../../agent/repository.js';
+import { BlobReader, TreeCache, TreeLoader } from '../../agent/trees.js';
+
+const codec = new BlobCodec(generateKeys());
+const tree = (name: string): Buffer =>
+  encodeTree([{ name, type: 'file', mode: 0o644, mtimeNs: '1', size: 0, content: [] } satisfies TreeEntry]);
+
+/** A pack of two encrypted trees served by a Remote that counts its ranged GETs. */
+function fixture() {
+  const plains = [tree('a'), tree('b')];
+  const ids = plains.map((p) => codec.id(p));
+  const builder = new PackBuilder();
+  plains.forEach((p, i) => builder.add(ids[i]!, 'tree', codec.encode(p), p.length));
+  const pack = builder.finish();
+  const index = new Map<string, BlobLocation>(pack.entries.map((e) => [e.id, { ...e, pack: pack.id, type: 't' }]));
+  const remote = {
+    gets: 0,
+    async getFile(_path: string, range?: { start: number; end: number }) {
+      this.gets++;
+      return range ? pack.bytes.subarray(range.start, range.end + 1) : pack.bytes;
+    },
+    putFile: async () => undefined,
+    list: async () => [],
+    getIndex: async () => Buffer.alloc(0),
+  } satisfies Remote & { gets: number };
+  return { ids, index, remote };
+}
+
+describe('agent: the local tree cache', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kura-trees-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps fetched trees, saves the ones asked for, and serves them next time without a request', async () => {
+    const { ids, index, remote } = fixture();
+    const file = join(dir, 'trees.bin');
+    const first = await TreeCache.load(file);
+    const loaded = await new BlobReader(remote, index, codec, first).readMany(ids);
+    assert.equal(loaded.size, 2);
+    assert.equal(remote.gets, 1);
+    await first.save([ids[0]!]);
+    const again = await TreeCache.load(file);
+    const trees = new TreeLoader(new BlobReader(remote, index, codec, again));
+    assert.deepEqual([...(await trees.entries(ids[0]!)).keys()], ['a']);
+    assert.equal(remote.gets, 1, 'the saved tree came from the file');
+    assert.deepEqual([...(await trees.entries(ids[1]!)).keys()], ['b']);
+    assert.equal(remote.gets, 2, 'the tree that was not saved came from the gateway');
+  });
+
+  it('fetches from the gateway when a cached blob is damaged, and reads a truncated file up to the damage', async () => {
+    const { ids, index, remote } = fixture();
+    const file = join(dir, 'damaged.bin');
+    const cache = await TreeCache.load(file);
+    await new BlobReader(remote, index, codec, cache).readMany(ids);
+    await cache.save(ids);
+    const bytes = await readFile(file);
+    bytes[40] = bytes[40]! ^ 0xff; // inside the first blob
+    await writeFile(file, bytes);
+    const damaged = await TreeCache.load(file);
+    const out = await new BlobReader(remote, index, codec, damaged).readMany([ids[0]!]);
+    assert.equal(out.size, 1);
+    assert.equal(remote.gets, 2, 'the damaged blob was fetched again');
+    await truncate(file, bytes.length - 3);
+    const short = await TreeCache.load(file);
+    assert.ok(short.get(ids[0]!), 'the first blob is still read');
+    assert.equal(short.get(ids[1]!), undefined, 'the cut-off blob is dropped');
+    assert.equal((await TreeCache.load(join(dir, 'missing.bin'))).get(ids[0]!), undefined);
+  });
+});
