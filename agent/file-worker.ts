@@ -60,10 +60,14 @@ class Packs {
   private readonly waiting: (() => void)[] = [];
   private queue: Promise<void> = Promise.resolve();
 
-  /** Adds blobs in order; settles once they are in a pack (not yet uploaded). */
-  add(blobs: { id: string; plainLength: number; stored: Buffer }[]): Promise<void> {
+  /**
+   * Encodes blobs straight into the pack, in order; settles once they are in it (not yet uploaded).
+   * Everything that compresses on this thread runs in this queue, one blob at a time, which is what
+   * BlobCodec.prepare asks.
+   */
+  add(blobs: { id: string; plain: Buffer }[]): Promise<void> {
     const next = this.queue.then(async () => {
-      for (const b of blobs) await this.addOne(b.id, b.stored, b.plainLength);
+      for (const b of blobs) await this.addOne(b.id, b.plain);
     });
     this.queue = next.catch(() => undefined);
     return next;
@@ -81,13 +85,14 @@ class Packs {
     this.waiting.shift()?.();
   }
 
-  private async addOne(id: string, stored: Buffer, plainLength: number): Promise<void> {
-    if (this.writer && !this.writer.canAdd(stored.length)) this.send();
+  private async addOne(id: string, plain: Buffer): Promise<void> {
+    const blob = codec.prepare(plain);
+    if (this.writer && !this.writer.canAdd(blob.length)) this.send();
     if (!this.writer) {
       this.buffer = await this.takeBuffer();
       this.writer = new PackWriter(this.buffer);
     }
-    this.writer.add(id, 'data', stored, plainLength);
+    this.writer.addWritten(id, 'data', blob, plain.length);
     if (this.writer.size >= this.target) this.send();
   }
 
@@ -142,9 +147,9 @@ class Batch {
       answers.set(this.job, resolve);
       post({ t: 'ask', job: this.job, ids: this.ids });
     });
-    const blobs: { id: string; plainLength: number; stored: Buffer }[] = [];
+    const blobs: { id: string; plain: Buffer }[] = [];
     this.ids.forEach((id, i) => {
-      if (need[i]) blobs.push({ id, plainLength: this.chunks[i]!.length, stored: codec.encode(this.chunks[i]!) });
+      if (need[i]) blobs.push({ id, plain: this.chunks[i]! });
     });
     this.ids = [];
     this.chunks = [];

@@ -1,8 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
-import { decompressFrame, compressIfWorthIt } from './compression.js';
+import { compressInScratch, decompressFrame } from './compression.js';
 import { FormatError } from './errors.js';
 import type { MasterKeys } from './keys.js';
-import { open, seal } from './sealed-box.js';
+import { BOX_OVERHEAD, open, sealInto } from './sealed-box.js';
 
 /** A chunk of a file ('data') or one directory listing ('tree'). */
 export type BlobType = 'data' | 'tree';
@@ -35,10 +35,35 @@ export class BlobCodec {
 
   /** The stored bytes of plain. Throws FormatError('bad-blob') when plain exceeds MAX_BLOB_SIZE. */
   encode(plain: Buffer): Buffer {
+    const blob = this.prepare(plain);
+    const out = Buffer.allocUnsafe(blob.length);
+    blob.writeTo(out, 0);
+    return out;
+  }
+
+  /**
+   * encode() in two steps, for writing straight into a pack buffer: the stored length first, then
+   * writeTo(dest, at), which must run before anything else on this thread compresses (the frame
+   * waits in a scratch buffer). Throws like encode().
+   */
+  prepare(plain: Buffer): { length: number; writeTo(dest: Buffer, at: number): void } {
     if (plain.length > MAX_BLOB_SIZE) throw new FormatError('bad-blob', `a blob holds at most ${MAX_BLOB_SIZE} bytes, not ${plain.length}`);
-    const frame = compressIfWorthIt(plain);
+    const frame = compressInScratch(plain);
     const parts = frame ? [ZSTD, frame] : [RAW, plain];
-    return this.keys ? seal(this.keys.encKey, parts) : Buffer.concat(parts);
+    const inner = 1 + parts[1]!.length;
+    const keys = this.keys;
+    return {
+      length: keys ? inner + BOX_OVERHEAD : inner,
+      writeTo(dest: Buffer, at: number): void {
+        if (keys) sealInto(keys.encKey, parts, dest, at);
+        else {
+          for (const p of parts) {
+            dest.set(p, at);
+            at += p.length;
+          }
+        }
+      },
+    };
   }
 
   /**

@@ -28,10 +28,19 @@ const dctx = new zstd.DCtx();
 
 /** The zstd frame of plain when it is at most 90 % of plain's size, else null (store raw). */
 export function compressIfWorthIt(plain: Buffer): Buffer | null {
+  const frame = compressInScratch(plain);
+  return frame ? Buffer.from(frame) : null;
+}
+
+/**
+ * compressIfWorthIt without the copy: the frame is a view of this thread's scratch buffer, valid
+ * only until the next compression on the thread. For callers that consume it at once.
+ */
+export function compressInScratch(plain: Buffer): Buffer | null {
   if (plain.length < MIN_SIZE) return null;
   if (plain.length > SAMPLE_SIZE && compressInto(plain.subarray(0, SAMPLE_SIZE)) > SAMPLE_SIZE * WORTH) return null;
   const length = compressInto(plain);
-  return length <= plain.length * WORTH ? Buffer.from(scratch.subarray(0, length)) : null;
+  return length <= plain.length * WORTH ? scratch.subarray(0, length) : null;
 }
 
 /** Compresses into the scratch buffer (grown as needed); returns the frame's length. */

@@ -122,13 +122,18 @@ export class PackWriter {
   }
 
   add(id: string, type: BlobType, stored: Uint8Array, plainLength: number): void {
-    checkBlob(id, stored.length, plainLength, this.ids);
-    if (!this.canAdd(stored.length)) throw new FormatError('bad-pack', this.finished ? 'the pack is finished' : 'the pack is full');
-    this.buf.set(stored, this.offset);
-    this.hash.update(stored);
-    this.entries.push({ id, type, offset: this.offset, length: stored.length, plainLength });
+    this.addWritten(id, type, { length: stored.length, writeTo: (dest, at) => dest.set(stored, at) }, plainLength);
+  }
+
+  /** Adds a blob that writes itself into the pack (BlobCodec.prepare): no stored copy is made. */
+  addWritten(id: string, type: BlobType, blob: { length: number; writeTo(dest: Buffer, at: number): void }, plainLength: number): void {
+    checkBlob(id, blob.length, plainLength, this.ids);
+    if (!this.canAdd(blob.length)) throw new FormatError('bad-pack', this.finished ? 'the pack is finished' : 'the pack is full');
+    blob.writeTo(this.buf, this.offset);
+    this.hash.update(this.buf.subarray(this.offset, this.offset + blob.length));
+    this.entries.push({ id, type, offset: this.offset, length: blob.length, plainLength });
     this.ids.add(id);
-    this.offset += stored.length;
+    this.offset += blob.length;
   }
 
   /** Writes the trailer and footer; the pack is buf[0, length). The writer cannot be used afterwards. */
