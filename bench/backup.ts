@@ -29,7 +29,7 @@ import { buildReport, mb, printReport, watchLoad, type Op, type RunResult } from
 import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const KURA_CLI = resolve(HERE, '../cli/kura.js');
+const KURA_CLI = resolve(HERE, '../bin/kura.js');
 // The shared generator beside the checkout, or the pinned copy in bench/ when a clone stands alone.
 const DEFAULT_GENERATOR = [resolve(HERE, '../../../shared/bench/gen-dataset.mjs'), resolve(HERE, '../../bench/gen-dataset.mjs')].find((p) =>
   existsSync(p),

@@ -23,7 +23,7 @@ import { nodeFlags, secondsSince, startServer, stopServer, type Server } from '.
 const MIB = 1024 * 1024;
 const MB = 1e6;
 const GOAL_RSS_MB = 150;
-const KURA_CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../cli/kura.js');
+const KURA_CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/kura.js');
 
 interface Options {
   sizeMib: number;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** The built CLI, as `npm run kura` would run it. */
-export const kuraCli = join(repoRoot, 'dist/cli/kura.js');
+export const kuraCli = join(repoRoot, 'dist/bin/kura.js');
 
 export interface RunResult {
   code: number | null;
