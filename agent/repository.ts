@@ -5,7 +5,6 @@ import {
   BlobCodec,
   decodeConfig,
   decodeIndex,
-  encodeIndex,
   decodeKeyFile,
   encodeKeyFile,
   decodeSnapshotBody,
@@ -115,18 +114,35 @@ export class Repository {
   }
 }
 
+/**
+ * The local index cache: the entries as JSON, then a line with their SHA-256. Everything in it was
+ * checked when it came from the gateway, so a file whose hash matches is read without checking
+ * every entry again (that cost a tenth of a second per run at 20,000 files); a damaged or foreign
+ * file is ignored, and the whole index is fetched again.
+ */
 async function readCachedIndex(file: string): Promise<{ generation: number; entries: BlobLocation[] } | null> {
+  const bytes = await readFile(file).catch(() => null);
+  const cut = bytes ? bytes.lastIndexOf(CACHE_SEAL) : -1;
+  if (!bytes || cut < 0) return null;
+  const body = bytes.subarray(0, cut);
+  if (bytes.toString('utf8', cut + CACHE_SEAL.length).trim() !== createHash('sha256').update(body).digest('hex')) return null;
   try {
-    return decodeIndex(await readFile(file));
+    const page = JSON.parse(body.toString('utf8')) as { generation?: unknown; entries?: unknown };
+    return typeof page.generation === 'number' && Array.isArray(page.entries)
+      ? (page as { generation: number; entries: BlobLocation[] })
+      : null;
   } catch {
     return null;
   }
 }
 
+const CACHE_SEAL = Buffer.from('\n#sha256 ');
+
 async function writeCachedIndex(file: string, page: { generation: number; entries: BlobLocation[] }): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
+  const body = Buffer.from(JSON.stringify({ generation: page.generation, entries: page.entries }));
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, encodeIndex(page));
+  await writeFile(tmp, Buffer.concat([body, CACHE_SEAL, Buffer.from(createHash('sha256').update(body).digest('hex') + '\n')]));
   await rename(tmp, file);
 }
 
