@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, mkdir, rm } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import type { TreeEntry } from '../format/index.js';
 import { chunkFile } from './chunker.js';
+import { DecodePool, defaultWorkers, type DecodeJob, type FileTable, type JobFailure, type SetupJob } from './decode-pool.js';
+import type { Remote } from './remote.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
-import { BlobReader, mergeRuns, packPath, TreeLoader } from './trees.js';
+import { BlobReader, packPath, TreeLoader } from './trees.js';
 
 export interface RestoreOptions {
   target: string;
@@ -24,20 +26,54 @@ export interface RestoreCounts {
   failed: { path: string; reason: string }[];
 }
 
+/** Neighbouring blobs of a pack closer than this are fetched by one ranged GET... */
+const RUN_GAP = 256 * 1024;
+/**
+ * ...of at most this many bytes (a single larger blob gets a request of its own). Larger requests
+ * cost the gateway less per byte but hold more memory in the HTTP client; 4 MiB measured best.
+ */
+const RUN_MAX = 4 << 20;
+/** Concurrent ranged GETs: the gateway remote keeps 4 sockets alive. */
+const FETCHERS = 4;
+/** Files without content, finished per worker job. */
+const EMPTY_BATCH = 256;
+
+/** A file's plan while the transfer is being planned. */
 interface FilePlan {
-  rel: string;
-  entry: TreeEntry;
-  tmp: string;
-  remaining: number;
-  failed: string | null;
-  /** Opened at the file's first piece and kept until its last. */
-  handle?: Promise<FileHandle>;
+  index: number;
+  content: string[];
 }
 
-interface Piece {
+/** One blob of a pack and every place its plaintext goes: (file index, position) pairs. */
+interface BlobUse {
   loc: BlobLocation;
-  file: FilePlan;
-  position: number;
+  writes: number[];
+}
+
+/** One ranged GET and its decode job, in typed arrays: the main thread keeps little for its GC to trace. */
+interface Run {
+  pack: string;
+  start: number;
+  size: number;
+  job: Pick<DecodeJob, 'ids' | 'blobs' | 'writes'>;
+}
+
+/** What a snapshot holds below the selected paths, in walk order (folders before what they hold). */
+interface Layout {
+  dirs: { path: string; entry: TreeEntry }[];
+  links: { path: string; target: string }[];
+  files: { rel: string; entry: TreeEntry }[];
+}
+
+/** The planned transfer: only what it needs, so that trees and the index can be collected meanwhile. */
+interface Work {
+  table: FileTable;
+  sizes: Float64Array;
+  runs: Run[];
+  /** Files without content, and files with a blob the index lacks (with its id). */
+  empty: number[];
+  missing: { file: number; id: string }[];
+  dirMetas: SetupJob['dirMetas'];
 }
 
 /**
@@ -45,133 +81,252 @@ interface Piece {
  * neighbouring blobs merged), verifies every blob, writes each file under a temporary name and renames
  * it into place, then sets modes and times. Files already there and verified are skipped, so an
  * interrupted restore resumes. A damaged blob fails only the files that use it, which are named.
+ * Decoding and file writes run on worker threads (DecodePool); this thread fetches and keeps count.
  */
 export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions): Promise<RestoreCounts> {
-  const index = await repo.index();
-  const blobs = new BlobReader(repo.remote, index, repo.codec);
-  const trees = new TreeLoader(blobs);
-  await trees.preload(repo.body(snapshot).tree);
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [] };
-  // Into a folder that did not exist, nothing can be restored already: skip the per-file check.
-  const fresh = !(await lstat(opts.target).catch(() => null));
-  await mkdir(opts.target, { recursive: true });
-  const dirs: { path: string; entry: TreeEntry }[] = [];
-  const plans: FilePlan[] = [];
-  await walk(trees, repo.body(snapshot).tree, '', async (rel, entry) => {
-    if (!selected(rel, opts.paths)) return;
-    const path = join(opts.target, rel);
-    if (entry.type === 'dir') {
-      await mkdir(path, { recursive: true });
-      dirs.push({ path, entry });
-    } else if (entry.type === 'symlink') {
-      if (!fresh) await rm(path, { force: true });
-      await symlink(entry.target ?? '', path);
-    } else {
-      counts.files++;
-      if (!fresh && (await alreadyRestored(path, entry, repo))) {
-        counts.skipped++;
-        opts.onFile?.(counts);
-      } else
-        plans.push({ rel, entry, tmp: join(dirname(path), `.kura-restore-${randomBytes(6).toString('hex')}`), remaining: 0, failed: null });
-    }
-  });
-  opts.onPlan?.(
-    plans.length,
-    plans.reduce((n, p) => n + p.entry.size, 0),
-  );
-  await restoreFiles(plans, blobs, repo, opts, counts);
-  for (const d of dirs.reverse()) await setMeta(d.path, d.entry);
+  const workers = defaultWorkers();
+  // Fetched bytes in flight: one run per fetcher, plus one queued per extra worker.
+  const pool = new DecodePool(repo.keys, workers, RUN_MAX * (FETCHERS + workers - 1));
+  try {
+    const work = await planWork(repo, snapshot, opts, pool, counts);
+    opts.onPlan?.(
+      work.sizes.length,
+      work.sizes.reduce((n, size) => n + size, 0),
+    );
+    await pool.broadcast({ kind: 'table', table: work.table });
+    await new Transfer(pool, repo.remote, opts, counts, work).run();
+    await pool.run({ kind: 'setup', mkdirs: [], symlinks: [], replace: false, dirMetas: work.dirMetas });
+  } finally {
+    await pool.close();
+  }
   return counts;
 }
 
-async function restoreFiles(plans: FilePlan[], blobs: BlobReader, repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
-  const byPack = new Map<string, Piece[]>();
-  const empty: FilePlan[] = [];
-  for (const plan of plans) {
-    let position = 0;
-    for (const id of plan.entry.content ?? []) {
-      const loc = blobs.location(id);
-      if (!loc) {
-        plan.failed = `blob ${id.slice(0, 12)} is missing`;
-        continue;
-      }
-      plan.remaining++;
-      const list = byPack.get(loc.pack) ?? [];
-      list.push({ loc, file: plan, position });
-      byPack.set(loc.pack, list);
-      position += loc.plainLength;
-    }
-    if (plan.remaining === 0) empty.push(plan);
-  }
-  await inBatches(empty, (plan) => finishFile(plan, opts, counts));
-  const queue = [...byPack.entries()];
-  const worker = async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) await restorePack(next[0], next[1], repo, opts, counts);
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
+/** Loads the snapshot's trees, creates its folders and links, and plans the files still to write. */
+async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions, pool: DecodePool, counts: RestoreCounts) {
+  const index = await repo.index();
+  const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec));
+  const root = repo.body(snapshot).tree;
+  await trees.preload(root);
+  // Into a folder that did not exist, nothing can be restored already: skip the per-file checks.
+  const fresh = !(await lstat(opts.target).catch(() => null));
+  await mkdir(opts.target, { recursive: true });
+  const layout: Layout = { dirs: [], links: [], files: [] };
+  await walk(trees, root, '', (rel, entry) => place(layout, opts, rel, entry));
+  await pool.run({ kind: 'setup', mkdirs: layout.dirs.map((d) => d.path), symlinks: layout.links, replace: !fresh, dirMetas: [] });
+  const files = fresh ? layout.files : await unrestored(layout.files, repo, opts, counts);
+  counts.files += files.length;
+  const work = planTransfer(files, index, opts.target);
+  work.dirMetas = layout.dirs.reverse().map((d) => ({ path: d.path, mode: d.entry.mode & 0o7777, mtime: mtimeSeconds(d.entry) }));
+  return work;
 }
 
-async function restorePack(pack: string, pieces: Piece[], repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
-  for (const run of mergeRuns(pieces)) {
-    const start = run[0]!.loc.offset;
-    const last = run[run.length - 1]!.loc;
-    const bytes = await repo.remote.getFile(packPath(pack), { start, end: last.offset + last.length - 1 }).catch(() => null);
-    await inBatches(run, async (piece) => {
-      await writePiece(piece, bytes, start, repo);
-      opts.onBytes?.(piece.loc.plainLength);
-      if (--piece.file.remaining === 0) await finishFile(piece.file, opts, counts);
+function place(layout: Layout, opts: RestoreOptions, rel: string, entry: TreeEntry): void {
+  if (!selected(rel, opts.paths)) return;
+  const path = join(opts.target, rel);
+  if (entry.type === 'dir') layout.dirs.push({ path, entry });
+  else if (entry.type === 'symlink') layout.links.push({ path, target: entry.target ?? '' });
+  else layout.files.push({ rel, entry });
+}
+
+/** The files not already restored and verified; the others are counted as skipped. */
+async function unrestored(files: Layout['files'], repo: Repository, opts: RestoreOptions, counts: RestoreCounts) {
+  const todo: Layout['files'] = [];
+  for (let i = 0; i < files.length; i += 32) {
+    const batch = files.slice(i, i + 32);
+    const done = await Promise.all(batch.map((f) => alreadyRestored(join(opts.target, f.rel), f.entry, repo)));
+    batch.forEach((f, j) => {
+      if (!done[j]) todo.push(f);
+      else {
+        counts.files++;
+        counts.skipped++;
+        opts.onFile?.(counts);
+      }
     });
   }
+  return todo;
 }
 
-/** Runs fn over items, 32 at a time: file system calls overlap without exhausting file handles. */
-async function inBatches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += 32) await Promise.all(items.slice(i, i + 32).map(fn));
+/** The file table for the workers, and the blobs to fetch grouped by pack into runs of neighbours. */
+function planTransfer(files: Layout['files'], index: Map<string, BlobLocation>, target: string): Work {
+  const table: FileTable = {
+    paths: files.map((f) => join(target, f.rel)),
+    tmpPrefix: `.kura-restore-${randomBytes(6).toString('hex')}-`,
+    modes: Uint16Array.from(files, (f) => f.entry.mode & 0o7777),
+    mtimes: Float64Array.from(files, (f) => mtimeSeconds(f.entry)),
+    pieces: Uint32Array.from(files, (f) => f.entry.content?.length ?? 0),
+  };
+  const work: Work = { table, sizes: Float64Array.from(files, (f) => f.entry.size), runs: [], empty: [], missing: [], dirMetas: [] };
+  const byPack = new Map<string, Map<string, BlobUse>>();
+  files.forEach(({ entry }, i) => {
+    const content = entry.content ?? [];
+    const missing = content.find((id) => !index.has(id));
+    if (missing) work.missing.push({ file: i, id: missing });
+    else if (content.length === 0) work.empty.push(i);
+    else addWrites({ index: i, content }, index, byPack);
+  });
+  work.runs = [...byPack.values()].flatMap((uses) => groupRuns([...uses.values()]).map(toRun));
+  return work;
 }
 
-async function writePiece(piece: Piece, bytes: Buffer | null, start: number, repo: Repository) {
-  const file = piece.file;
-  if (file.failed) return;
-  if (!bytes) {
-    file.failed = `pack ${piece.loc.pack.slice(0, 12)} could not be read`;
-    return;
-  }
-  try {
-    const rel = piece.loc.offset - start;
-    const plain = repo.codec.decode(bytes.subarray(rel, rel + piece.loc.length), piece.loc.id);
-    file.handle ??= open(file.tmp, 'w');
-    await (await file.handle).write(plain, 0, plain.length, piece.position);
-  } catch (err) {
-    file.failed = `blob ${piece.loc.id.slice(0, 12)} is damaged (${(err as Error).message})`;
+function addWrites(file: FilePlan, index: Map<string, BlobLocation>, byPack: Map<string, Map<string, BlobUse>>): void {
+  let position = 0;
+  for (const id of file.content) {
+    const loc = index.get(id)!;
+    const uses = byPack.get(loc.pack) ?? new Map<string, BlobUse>();
+    byPack.set(loc.pack, uses);
+    const use = uses.get(id) ?? { loc, writes: [] };
+    uses.set(id, use);
+    use.writes.push(file.index, position);
+    position += loc.plainLength;
   }
 }
 
-/** Sets mode and times through the open handle, closes it and renames the file into place. */
-async function finishFile(plan: FilePlan, opts: RestoreOptions, counts: RestoreCounts) {
-  const handle = await (plan.handle ?? (plan.failed ? null : open(plan.tmp, 'w')));
-  if (plan.failed) {
-    await handle?.close();
-    await rm(plan.tmp, { force: true });
-    counts.failed.push({ path: plan.rel, reason: plan.failed });
-    return;
+/** Blob uses of one pack, sorted by offset, cut into runs that one ranged GET fetches. */
+function groupRuns(uses: BlobUse[]): BlobUse[][] {
+  const runs: BlobUse[][] = [];
+  let run: BlobUse[] = [];
+  for (const use of uses.sort((a, b) => a.loc.offset - b.loc.offset)) {
+    const head = run[0]?.loc;
+    const tail = run[run.length - 1]?.loc;
+    const end = use.loc.offset + use.loc.length;
+    if (head && tail && use.loc.offset - (tail.offset + tail.length) <= RUN_GAP && end - head.offset <= RUN_MAX) run.push(use);
+    else {
+      if (run.length > 0) runs.push(run);
+      run = [use];
+    }
   }
-  try {
-    await handle!.chmod(plan.entry.mode & 0o7777);
-    const seconds = mtimeSeconds(plan.entry);
-    await handle!.utimes(seconds, seconds);
-  } finally {
-    await handle!.close();
-  }
-  await rename(plan.tmp, join(opts.target, plan.rel));
-  counts.restored++;
-  counts.bytes += plan.entry.size;
-  opts.onFile?.(counts);
+  if (run.length > 0) runs.push(run);
+  return runs;
 }
 
-async function walk(trees: TreeLoader, id: string, prefix: string, visit: (rel: string, e: TreeEntry) => Promise<void>): Promise<void> {
+function toRun(uses: BlobUse[]): Run {
+  const first = uses[0]!.loc;
+  const last = uses[uses.length - 1]!.loc;
+  const blobs = Float64Array.from(
+    uses.flatMap(({ loc, writes }) => [loc.offset - first.offset, loc.length, loc.plainLength, writes.length / 2]),
+  );
+  const writes = Float64Array.from(uses.flatMap((u) => u.writes));
+  const ids = uses.map((u) => u.loc.id).join('');
+  return { pack: first.pack, start: first.offset, size: last.offset + last.length - first.offset, job: { ids, blobs, writes } };
+}
+
+/**
+ * The transfer: runs are fetched FETCHERS at a time while the pool decodes and writes earlier ones;
+ * bytes between a GET and the end of its job are bounded by the pool. A file is settled (renamed, or
+ * removed and named as failed) once all its pieces are done.
+ */
+class Transfer {
+  private readonly jobs = new Set<Promise<void>>();
+  /** Pieces of each file not yet written (or given up). */
+  private readonly remaining: Uint32Array;
+  private readonly failed = new Map<number, string>();
+  /** The first job that broke (a worker or the file system, not a blob): it stops the restore. */
+  private broken: unknown = null;
+
+  constructor(
+    private readonly pool: DecodePool,
+    private readonly remote: Remote,
+    private readonly opts: RestoreOptions,
+    private readonly counts: RestoreCounts,
+    private readonly work: Work,
+  ) {
+    this.remaining = work.table.pieces.slice();
+  }
+
+  async run(): Promise<void> {
+    for (const { file, id } of this.work.missing) this.fail(file, `blob ${id.slice(0, 12)} is missing`);
+    const empty = this.work.empty;
+    for (let i = 0; i < empty.length; i += EMPTY_BATCH) this.finish(empty.slice(i, i + EMPTY_BATCH));
+    const runs = this.work.runs.reverse();
+    const fetcher = async () => {
+      for (let run = runs.pop(); run && this.broken === null; run = runs.pop()) await this.fetchRun(run);
+    };
+    await Promise.all(Array.from({ length: FETCHERS }, fetcher));
+    while (this.jobs.size > 0) await Promise.allSettled(this.jobs);
+    if (this.broken !== null) throw this.broken;
+  }
+
+  /** One ranged GET, handed to the pool without waiting for it, so the next GET starts at once. */
+  private async fetchRun(run: Run): Promise<void> {
+    await this.pool.reserve(run.size);
+    const bytes = await this.remote.getFile(packPath(run.pack), { start: run.start, end: run.start + run.size - 1 }).catch(() => null);
+    if (!bytes || bytes.length !== run.size) {
+      this.pool.release(run.size);
+      this.settle(run, [], `pack ${run.pack.slice(0, 12)} could not be read`);
+      return;
+    }
+    this.track(this.pool.decode(bytes, run.job).then((failures) => this.settle(run, failures, null)));
+  }
+
+  /** Counts the run's pieces as done; a failure (of the run, a blob or a write) fails the files concerned. */
+  private settle(run: Run, failures: JobFailure[], runFailure: string | null): void {
+    const { ids, blobs, writes } = run.job;
+    const blobWhy = new Map<number, string>();
+    const writeWhy = new Map<number, string>();
+    for (const f of failures) {
+      if (f.write >= 0) writeWhy.set(f.write, `cannot write it (${f.message})`);
+      else blobWhy.set(f.index, `blob ${ids.slice(64 * f.index, 64 * f.index + 12)} is damaged (${f.message})`);
+    }
+    for (let i = 0, w = 0; i < blobs.length / 4; i++) {
+      const blobFailure = runFailure ?? blobWhy.get(i) ?? null;
+      for (let end = w + blobs[4 * i + 3]!; w < end; w++)
+        this.pieceDone(writes[2 * w]!, blobs[4 * i + 2]!, blobFailure ?? writeWhy.get(w) ?? null);
+    }
+  }
+
+  private pieceDone(file: number, plainLength: number, failure: string | null): void {
+    if (failure && !this.failed.has(file)) this.failed.set(file, failure);
+    this.opts.onBytes?.(plainLength);
+    if (--this.remaining[file]! > 0) return;
+    const failed = this.failed.get(file);
+    if (failed !== undefined) this.fail(file, failed);
+    // A file in one piece was written, finished and renamed by its decode job.
+    else if (this.work.table.pieces[file] === 1) this.restored(file);
+    else this.finish([file]);
+  }
+
+  /** Sets meta and renames files written in parts (or creates empty ones) on a worker. */
+  private finish(files: number[]): void {
+    const job = this.pool.run({ kind: 'finish', files }).then((failures) => {
+      const failed = new Map(failures.map((f) => [f.index, f.message]));
+      files.forEach((file, i) => {
+        const message = failed.get(i);
+        if (message === undefined) this.restored(file);
+        else this.fail(file, `cannot finish it (${message})`);
+      });
+    });
+    this.track(job);
+  }
+
+  private restored(file: number): void {
+    this.counts.restored++;
+    this.counts.bytes += this.work.sizes[file]!;
+    this.opts.onFile?.(this.counts);
+  }
+
+  /** Names the file as not restored and removes whatever part of it was written. */
+  private fail(file: number, reason: string): void {
+    const path = this.work.table.paths[file]!;
+    this.counts.failed.push({ path: relative(this.opts.target, path).split(sep).join('/'), reason });
+    this.track(rm(join(dirname(path), this.work.table.tmpPrefix + file.toString(36)), { force: true }));
+  }
+
+  private track(job: Promise<void>): void {
+    this.jobs.add(job);
+    void job
+      .catch((err: unknown) => {
+        this.broken ??= err;
+      })
+      .finally(() => this.jobs.delete(job));
+  }
+}
+
+async function walk(trees: TreeLoader, id: string | null, prefix: string, visit: (rel: string, e: TreeEntry) => void): Promise<void> {
   for (const entry of (await trees.entries(id)).values()) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-    await visit(rel, entry);
+    visit(rel, entry);
     if (entry.type === 'dir' && entry.subtree) await walk(trees, entry.subtree, rel, visit);
   }
 }
@@ -196,10 +351,4 @@ async function alreadyRestored(path: string, entry: TreeEntry, repo: Repository)
 
 function mtimeSeconds(entry: TreeEntry): number {
   return Number(BigInt(entry.mtimeNs) / 1000n) / 1e6;
-}
-
-async function setMeta(path: string, entry: TreeEntry): Promise<void> {
-  await chmod(path, entry.mode & 0o7777);
-  const seconds = mtimeSeconds(entry);
-  await utimes(path, seconds, seconds);
 }
