@@ -93,8 +93,10 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
     repo.keys,
   );
   await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
-  // Only a speed-up for the next run: a cache that cannot be written is simply not there next time.
+  // Only speed-ups for the next run (a cache that cannot be written is simply not there next time):
+  // its trees, and the index with what this run added, so the next run asks only for newer entries.
   await treeCache.save(archiver.treeIds).catch(() => undefined);
+  if (opts.indexCache && packer.uploadedPacks > 0) await repo.index(opts.indexCache).catch(() => undefined);
   return { snapshotId: id, parent: parent?.id ?? null, totals };
 }
 
