@@ -50,13 +50,7 @@ export class PackBuilder {
 
   /** Whether a blob of storedLength bytes still fits within the pack limits. */
   canAdd(storedLength: number): boolean {
-    const trailer = TRAILER_BASE + (this.entries.length + 1) * ENTRY_JSON_MAX;
-    return (
-      !this.finished &&
-      this.entries.length < MAX_PACK_ENTRIES &&
-      trailer <= MAX_TRAILER_SIZE &&
-      this.offset + storedLength + trailer + PACK_FOOTER_SIZE <= MAX_PACK_SIZE
-    );
+    return !this.finished && fits(this.entries.length, this.offset, storedLength, MAX_PACK_SIZE);
   }
 
   add(id: string, type: BlobType, stored: Buffer, plainLength: number): void {
@@ -111,14 +105,7 @@ export class PackWriter {
   }
 
   canAdd(storedLength: number): boolean {
-    const trailer = TRAILER_BASE + (this.entries.length + 1) * ENTRY_JSON_MAX;
-    const end = this.offset + storedLength + trailer + PACK_FOOTER_SIZE;
-    return (
-      !this.finished &&
-      this.entries.length < MAX_PACK_ENTRIES &&
-      trailer <= MAX_TRAILER_SIZE &&
-      end <= Math.min(MAX_PACK_SIZE, this.buf.length)
-    );
+    return !this.finished && fits(this.entries.length, this.offset, storedLength, Math.min(MAX_PACK_SIZE, this.buf.length));
   }
 
   add(id: string, type: BlobType, stored: Uint8Array, plainLength: number): void {
@@ -152,6 +139,12 @@ export class PackWriter {
     }
     return { id: this.hash.digest('hex'), length: this.offset, entries: this.entries };
   }
+}
+
+/** Whether one more blob keeps a pack of `count` blobs and `offset` bytes, trailer and footer included, within `limit` bytes and the entry limits. */
+function fits(count: number, offset: number, storedLength: number, limit: number): boolean {
+  const trailer = TRAILER_BASE + (count + 1) * ENTRY_JSON_MAX;
+  return count < MAX_PACK_ENTRIES && trailer <= MAX_TRAILER_SIZE && offset + storedLength + trailer + PACK_FOOTER_SIZE <= limit;
 }
 
 /** The checks every added blob passes (PackBuilder and PackWriter). */
