@@ -6,7 +6,7 @@ import { chunkFile } from './chunker.js';
 import { DecodePool, defaultWorkers, type DecodeJob, type FileTable, type JobFailure, type SetupJob } from './decode-pool.js';
 import type { Remote } from './remote.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
-import { BlobReader, packPath, TreeLoader } from './trees.js';
+import { BlobReader, mergeRuns, packPath, TreeLoader } from './trees.js';
 
 export interface RestoreOptions {
   target: string;
@@ -26,10 +26,9 @@ export interface RestoreCounts {
   failed: { path: string; reason: string }[];
 }
 
-/** Neighbouring blobs of a pack closer than this are fetched by one ranged GET... */
-const RUN_GAP = 256 * 1024;
 /**
- * ...of at most this many bytes (a single larger blob gets a request of its own). Larger requests
+ * Neighbouring blobs of a pack are fetched by one ranged GET (mergeRuns) of at most this many bytes
+ * (a single larger blob gets a request of its own). Larger requests
  * cost the gateway less per byte but hold more memory in the HTTP client; 4 MiB measured best.
  */
 const RUN_MAX = 4 << 20;
@@ -166,7 +165,7 @@ function planTransfer(files: Layout['files'], index: Map<string, BlobLocation>, 
     else if (content.length === 0) work.empty.push(i);
     else addWrites({ index: i, content }, index, byPack);
   });
-  work.runs = [...byPack.values()].flatMap((uses) => groupRuns([...uses.values()]).map(toRun));
+  work.runs = [...byPack.values()].flatMap((uses) => mergeRuns([...uses.values()], RUN_MAX).map(toRun));
   return work;
 }
 
@@ -181,24 +180,6 @@ function addWrites(file: FilePlan, index: Map<string, BlobLocation>, byPack: Map
     use.writes.push(file.index, position);
     position += loc.plainLength;
   }
-}
-
-/** Blob uses of one pack, sorted by offset, cut into runs that one ranged GET fetches. */
-function groupRuns(uses: BlobUse[]): BlobUse[][] {
-  const runs: BlobUse[][] = [];
-  let run: BlobUse[] = [];
-  for (const use of uses.sort((a, b) => a.loc.offset - b.loc.offset)) {
-    const head = run[0]?.loc;
-    const tail = run[run.length - 1]?.loc;
-    const end = use.loc.offset + use.loc.length;
-    if (head && tail && use.loc.offset - (tail.offset + tail.length) <= RUN_GAP && end - head.offset <= RUN_MAX) run.push(use);
-    else {
-      if (run.length > 0) runs.push(run);
-      run = [use];
-    }
-  }
-  if (run.length > 0) runs.push(run);
-  return runs;
 }
 
 function toRun(uses: BlobUse[]): Run {

@@ -13,16 +13,17 @@ export function packPath(id: string): string {
 
 /**
  * Groups blob locations of one pack (sorted by offset) into runs that one ranged GET can fetch:
- * neighbours closer than 256 KiB, at most 16 MiB per request.
+ * neighbours closer than 256 KiB, at most maxRange bytes per request (16 MiB unless the caller
+ * wants smaller requests; a single larger blob gets a request of its own).
  */
-export function mergeRuns<T extends { loc: BlobLocation }>(items: T[]): T[][] {
+export function mergeRuns<T extends { loc: BlobLocation }>(items: T[], maxRange = MAX_RANGE): T[][] {
   const sorted = [...items].sort((a, b) => a.loc.offset - b.loc.offset);
   const runs: T[][] = [];
   for (const item of sorted) {
     const run = runs[runs.length - 1];
     const prev = run?.[run.length - 1];
     const end = item.loc.offset + item.loc.length;
-    if (run && prev && item.loc.offset - (prev.loc.offset + prev.loc.length) <= MERGE_GAP && end - run[0]!.loc.offset <= MAX_RANGE)
+    if (run && prev && item.loc.offset - (prev.loc.offset + prev.loc.length) <= MERGE_GAP && end - run[0]!.loc.offset <= maxRange)
       run.push(item);
     else runs.push([item]);
   }

@@ -64,13 +64,9 @@ export class PackBuilder {
 
   /** The whole pack and its id (SHA-256 hex of its bytes). The builder cannot be used afterwards. */
   finish(): { id: string; bytes: Buffer; entries: PackEntry[] } {
-    if (this.finished) throw new FormatError('bad-pack', 'the pack is finished');
-    if (this.entries.length === 0) throw new FormatError('bad-pack', 'a pack holds at least one blob');
+    const ending = packEnding(this.entries, this.finished);
     this.finished = true;
-    const trailer = encodeTrailer(this.entries);
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(trailer.length);
-    const bytes = Buffer.concat([...this.parts, trailer, length, PACK_END_MAGIC]);
+    const bytes = Buffer.concat([...this.parts, ...ending]);
     this.parts.length = 0; // the blobs now live in `bytes`; let the copies go
     return { id: packIdOf(bytes), bytes, entries: [...this.entries] };
   }
@@ -125,14 +121,9 @@ export class PackWriter {
 
   /** Writes the trailer and footer; the pack is buf[0, length). The writer cannot be used afterwards. */
   finish(): { id: string; length: number; entries: PackEntry[] } {
-    if (this.finished) throw new FormatError('bad-pack', 'the pack is finished');
-    if (this.entries.length === 0) throw new FormatError('bad-pack', 'a pack holds at least one blob');
+    const ending = packEnding(this.entries, this.finished);
     this.finished = true;
-    const trailer = encodeTrailer(this.entries);
-    const footer = Buffer.alloc(PACK_FOOTER_SIZE);
-    footer.writeUInt32LE(trailer.length);
-    PACK_END_MAGIC.copy(footer, 4);
-    for (const part of [trailer, footer]) {
+    for (const part of ending) {
       this.buf.set(part, this.offset);
       this.hash.update(part);
       this.offset += part.length;
@@ -145,6 +136,17 @@ export class PackWriter {
 function fits(count: number, offset: number, storedLength: number, limit: number): boolean {
   const trailer = TRAILER_BASE + (count + 1) * ENTRY_JSON_MAX;
   return count < MAX_PACK_ENTRIES && trailer <= MAX_TRAILER_SIZE && offset + storedLength + trailer + PACK_FOOTER_SIZE <= limit;
+}
+
+/** What ends a pack of these entries: the trailer, then the footer (its length and the end magic). */
+function packEnding(entries: readonly PackEntry[], finished: boolean): [Buffer, Buffer] {
+  if (finished) throw new FormatError('bad-pack', 'the pack is finished');
+  if (entries.length === 0) throw new FormatError('bad-pack', 'a pack holds at least one blob');
+  const trailer = encodeTrailer(entries);
+  const footer = Buffer.alloc(PACK_FOOTER_SIZE);
+  footer.writeUInt32LE(trailer.length);
+  PACK_END_MAGIC.copy(footer, 4);
+  return [trailer, footer];
 }
 
 /** The checks every added blob passes (PackBuilder and PackWriter). */
