@@ -96,6 +96,8 @@ export class Archiver implements BlobSink {
   /** Which of ids must be stored; claims them. Waits while the pack queue is long (uploads behind). */
   async need(ids: string[]): Promise<Uint8Array> {
     while (this.queued > QUEUE_LIMIT && !this.failure) await this.packing;
+    // Readers ask before every batch, so a cancel stops them within one batch, not after the last upload.
+    if (this.deps.isCancelled()) throw new Cancelled('cancelled');
     if (this.failure) throw this.failure;
     this.deps.packer.check();
     const out = new Uint8Array(ids.length);
