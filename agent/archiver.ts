@@ -4,6 +4,7 @@ import { scan, type ScanEntry } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
 import type { BlobSink, FileOutcome, JobResult } from './file-pool.js';
 import type { Packer } from './packer.js';
+import { listingDigest, type FolderRecord } from './folder-cache.js';
 import type { TreeCache, TreeLoader } from './trees.js';
 
 /** What the archiver counts for the progress line and the snapshot's totals. */
@@ -24,6 +25,11 @@ export interface ArchiverDeps {
   known: Set<string>;
   packer: Packer;
   parentTrees: TreeLoader;
+  /**
+   * The parent snapshot's folders as the last backup on this PC saw them (folder-cache.ts), or null:
+   * with them, a folder is compared with the parent's tree only when its listing changed.
+   */
+  folders: ReadonlyMap<string, FolderRecord> | null;
   /** New trees are kept here, so the next backup finds them on the PC. */
   treeCache?: TreeCache;
   exclude: string[];
@@ -37,10 +43,25 @@ export class Cancelled extends Error {}
 interface Frame {
   entry: TreeEntry | null;
   rel: string;
+  /** The folder's key in the folder cache (folder-cache.ts). */
+  key: string;
   /** Entries settle when their files are read (null: the file could not be read and is left out). */
   entries: Promise<TreeEntry | null>[];
-  parent: Map<string, TreeEntry>;
+  /** The parent snapshot's entries of this folder; null while not decoded (see `folders`). */
+  parent: Map<string, TreeEntry> | null;
   parentId: string | null;
+  /** While parent is null: what the scan found, and the files whose fate waits for the folder's end. */
+  listing: TreeEntry[];
+  deferred: Deferred[];
+  /** Set when the listing matched the folder cache: files without content keep the parent's. */
+  kept: { record: FolderRecord; files: Map<string, ScanEntry> } | null;
+}
+
+/** A file whose entry is decided when its folder has been scanned. */
+interface Deferred {
+  e: ScanEntry;
+  name: string;
+  settle: (entry: Promise<TreeEntry | null>) => void;
 }
 
 /** Small changed files waiting to go to a reader together. */
@@ -67,6 +88,8 @@ export class Archiver implements BlobSink {
   private batch: SmallBatch = emptyBatch();
   /** Every tree of the snapshot being made (new or kept from the parent). */
   readonly treeIds = new Set<string>();
+  /** Every folder of the snapshot being made, for the next backup's folder cache. */
+  readonly folderRecords = new Map<string, FolderRecord>();
   readonly totals: ArchiveTotals = { files: 0, dirs: 0, bytes: 0, newFiles: 0, changedFiles: 0, unchangedFiles: 0, bytesRead: 0 };
 
   constructor(private readonly deps: ArchiverDeps) {
@@ -79,7 +102,7 @@ export class Archiver implements BlobSink {
     for (const [name, folder] of uniqueNames(folders.map((f) => resolve(f)))) {
       const st = await stat(folder, { bigint: true });
       const previous = parentTop.get(name);
-      const { tree } = await this.archiveFolder(folder, previous?.type === 'dir' ? (previous.subtree ?? null) : null);
+      const { tree } = await this.archiveFolder(folder, name, previous?.type === 'dir' ? (previous.subtree ?? null) : null);
       top.push(
         tree.then((id) => ({ name, type: 'dir', mode: Number(st.mode & 0o7777n), mtimeNs: st.mtimeNs.toString(), size: 0, subtree: id })),
       );
@@ -117,58 +140,132 @@ export class Archiver implements BlobSink {
    * Scans one folder; `tree` (the folder's tree id) settles once its files are stored. The wrappers
    * here keep the two waits apart: an async function returning a bare promise would wait for it.
    */
-  private async archiveFolder(folder: string, parentTree: string | null): Promise<{ tree: Promise<string> }> {
-    const rootFrame: Frame = {
-      entry: null,
-      rel: '',
-      entries: [],
-      parent: await this.deps.parentTrees.entries(parentTree),
-      parentId: parentTree,
-    };
+  private async archiveFolder(folder: string, key: string, parentTree: string | null): Promise<{ tree: Promise<string> }> {
+    const rootFrame = await this.openFrame(null, '', key, parentTree);
     const stack: Frame[] = [rootFrame];
     for await (const e of scan(folder, { exclude: this.deps.exclude, onWarning: this.deps.onWarning })) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       if (this.failure) throw this.failure;
       this.deps.packer.check();
-      while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) this.closeFrame(stack);
+      while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) await this.closeFrame(stack);
       const frame = stack[stack.length - 1]!;
       const name = e.rel.slice(e.rel.lastIndexOf('/') + 1);
-      const previous = frame.parent.get(name);
+      const base = baseEntry(e, name);
+      if (frame.parent === null) frame.listing.push(e.type === 'symlink' ? { ...base, target: e.target ?? '' } : base);
       if (e.type === 'dir') {
-        const parentId = previous?.type === 'dir' ? (previous.subtree ?? null) : null;
-        stack.push({ entry: baseEntry(e, name), rel: e.rel, entries: [], parent: await this.deps.parentTrees.entries(parentId), parentId });
+        stack.push(await this.openFrame(base, e.rel, `${frame.key}/${name}`, this.parentSubtree(frame, name)));
+      } else if (e.type === 'file' && frame.parent === null) {
+        frame.entries.push(handled(new Promise<TreeEntry | null>((settle) => frame.deferred.push({ e, name, settle }))));
       } else {
-        frame.entries.push(handled((await this.archiveEntry(e, name, previous)).entry));
+        frame.entries.push(handled((await this.archiveEntry(e, name, frame.parent?.get(name))).entry));
       }
     }
-    while (stack.length > 1) this.closeFrame(stack);
+    while (stack.length > 1) await this.closeFrame(stack);
+    await this.settleDeferred(rootFrame);
     return { tree: handled(this.treeOf(rootFrame)) };
   }
 
+  /**
+   * A folder about to be scanned. With the folder cache its parent tree is decoded only if needed
+   * (settleDeferred); without it, now (the trees were preloaded in bulk).
+   */
+  private async openFrame(entry: TreeEntry | null, rel: string, key: string, parentId: string | null): Promise<Frame> {
+    const lazy = this.deps.folders !== null && parentId !== null;
+    const parent = lazy ? null : await this.deps.parentTrees.entries(parentId);
+    return { entry, rel, key, entries: [], parent, parentId, listing: [], deferred: [], kept: null };
+  }
+
+  /** The parent snapshot's tree of a subfolder: from the folder cache, or from the decoded parent. */
+  private parentSubtree(frame: Frame, name: string): string | null {
+    if (this.deps.folders) return this.deps.folders.get(`${frame.key}/${name}`)?.tree ?? null;
+    const previous = frame.parent?.get(name);
+    return previous?.type === 'dir' ? (previous.subtree ?? null) : null;
+  }
+
   /** Ends a folder: its tree is stored once its entries settle, without holding up the scan. */
-  private closeFrame(stack: Frame[]): void {
+  private async closeFrame(stack: Frame[]): Promise<void> {
     const frame = stack.pop()!;
+    await this.settleDeferred(frame);
     const entry = this.treeOf(frame).then((subtree) => ({ ...frame.entry!, subtree }));
     stack[stack.length - 1]!.entries.push(handled(entry));
     this.totals.dirs++;
   }
 
+  /**
+   * Decides the files of a folder scanned without its parent tree: all unchanged when the listing
+   * matches the folder cache, else each compared with the parent tree, decoded now.
+   */
+  private async settleDeferred(frame: Frame): Promise<void> {
+    if (frame.parent !== null) return;
+    const record = this.deps.folders?.get(frame.key);
+    if (record && record.tree === frame.parentId && this.deps.known.has(record.tree) && listingDigest(frame.listing) === record.listing) {
+      frame.kept = { record, files: new Map(frame.deferred.map((d) => [d.name, d.e])) };
+      for (const d of frame.deferred) {
+        this.countUnchanged(d.e.size);
+        d.settle(Promise.resolve(baseEntry(d.e, d.name)));
+      }
+      return;
+    }
+    const parent = await this.deps.parentTrees.entries(frame.parentId);
+    frame.parent = parent;
+    for (const d of frame.deferred) d.settle((await this.archiveEntry(d.e, d.name, parent.get(d.name))).entry);
+  }
+
   private async treeOf(frame: Frame): Promise<string> {
-    const entries = (await Promise.all(frame.entries)).filter((e): e is TreeEntry => e !== null);
-    return this.storeTree(entries, frame.parent, frame.parentId);
+    let entries = (await Promise.all(frame.entries)).filter((e): e is TreeEntry => e !== null);
+    if (frame.kept) {
+      const { record, files } = frame.kept;
+      const folders = this.deps.folders!;
+      if (entries.every((e) => e.type !== 'dir' || e.subtree === folders.get(`${frame.key}/${e.name}`)?.tree)) {
+        this.treeIds.add(record.tree);
+        this.folderRecords.set(frame.key, record);
+        return record.tree;
+      }
+      // A subfolder changed: this folder's tree is made anew, its files' contents taken from the parent.
+      const parent = await this.deps.parentTrees.entries(frame.parentId);
+      frame.parent = parent;
+      const filled = await Promise.all(entries.map((e) => this.withParentContent(e, parent, files.get(e.name))));
+      entries = filled.filter((e): e is TreeEntry => e !== null);
+    }
+    const id = await this.storeTree(entries, frame.parent ?? new Map(), frame.parentId);
+    this.folderRecords.set(frame.key, { tree: id, listing: listingDigest(entries) });
+    return id;
+  }
+
+  /**
+   * A kept file's entry with its content ids from the parent tree. Should the parent disagree with
+   * the folder cache (it cannot, unless the cache is damaged in a way its seal missed), the file is
+   * read instead: a cache costs time, never a wrong backup.
+   */
+  private async withParentContent(e: TreeEntry, parent: Map<string, TreeEntry>, scanned: ScanEntry | undefined): Promise<TreeEntry | null> {
+    if (e.type !== 'file' || e.content !== undefined || !scanned) return e;
+    const previous = parent.get(e.name);
+    if (previous && unchanged(previous, e)) return { ...e, content: previous.content ?? [] };
+    this.totals.files--;
+    this.totals.bytes -= e.size;
+    this.totals.unchangedFiles--;
+    const { entry } = await this.archiveEntry(scanned, e.name, undefined);
+    await this.dispatchBatch();
+    return entry;
+  }
+
+  private countUnchanged(size: number): void {
+    this.totals.files++;
+    this.totals.bytes += size;
+    this.totals.unchangedFiles++;
+    this.deps.onFile?.(this.totals, size);
   }
 
   /** The entry of a file or symlink; a changed file's settles when a reader has stored its blobs. */
   private async archiveEntry(e: ScanEntry, name: string, previous: TreeEntry | undefined): Promise<{ entry: Promise<TreeEntry | null> }> {
     const entry = baseEntry(e, name);
     if (e.type === 'symlink') return { entry: Promise.resolve({ ...entry, target: e.target ?? '' }) };
-    this.totals.files++;
-    this.totals.bytes += e.size;
     if (previous && unchanged(previous, entry)) {
-      this.totals.unchangedFiles++;
-      this.deps.onFile?.(this.totals, e.size);
+      this.countUnchanged(e.size);
       return { entry: Promise.resolve({ ...entry, content: previous.content ?? [] }) };
     }
+    this.totals.files++;
+    this.totals.bytes += e.size;
     const kind = previous ? 'changedFiles' : 'newFiles';
     this.totals[kind]++;
     const { outcome } = await this.readFile(e.path, e.size);

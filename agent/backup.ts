@@ -1,6 +1,7 @@
 import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { FilePool } from './file-pool.js';
+import { FolderCache } from './folder-cache.js';
 import { FIRST_PACK_SIZE, Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, packPath, TreeCache, TreeLoader } from './trees.js';
@@ -10,10 +11,10 @@ export interface BackupOptions {
   host: string;
   type: 'incremental' | 'full';
   exclude: string[];
-  /** A local copy of the blob index, so only new entries travel on the next run. */
-  indexCache?: string;
   /** A local copy of the last snapshot's trees (still encrypted), so the next run reads them from disk. */
   treeCache?: string;
+  /** What this PC's last backup saw in each folder, so unchanged folders are not compared entry by entry. */
+  folderCache?: string;
   isCancelled: () => boolean;
   /** Called once the parent snapshot is known, with its totals (null on a first or full backup). */
   onStart?: (parentTotals: SnapshotTotals | null) => void;
@@ -45,10 +46,11 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
 }
 
 async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool, started: number): Promise<BackupResult> {
-  const [index, snapshots, treeCache] = await Promise.all([
-    repo.index(opts.indexCache),
+  const [index, snapshots, treeCache, folderCache] = await Promise.all([
+    repo.index(),
     opts.type === 'full' ? [] : repo.snapshots(opts.host),
     TreeCache.load(opts.treeCache ?? null),
+    FolderCache.load(opts.folderCache ?? null),
   ]);
   const blobs = new BlobReader(repo.remote, index, repo.codec, treeCache);
   const parent = latestOf(snapshots);
@@ -56,7 +58,9 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
   const parentRoot = parentBody?.tree ?? null;
   opts.onStart?.(parentBody?.totals ?? null);
   const parentTrees = new TreeLoader(blobs);
-  await parentTrees.preload(parentRoot);
+  // With the folder cache, parent trees are decoded only where a folder changed; else all, in bulk.
+  const folders = folderCache.recordsFor(parentRoot);
+  if (!folders) await parentTrees.preload(parentRoot);
   const packer = new Packer({ putPack: (id, bytes) => repo.remote.putFile(packPath(id), bytes) }, 2, opts.onUploaded, (target) =>
     pool.setPackTarget(target),
   );
@@ -66,6 +70,7 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
     known: new Set(index.keys()),
     packer,
     parentTrees,
+    folders,
     treeCache,
     exclude: opts.exclude,
     isCancelled: opts.isCancelled,
@@ -96,7 +101,8 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
   // Only speed-ups for the next run (a cache that cannot be written is simply not there next time):
   // its trees, and the index with what this run added, so the next run asks only for newer entries.
   await treeCache.save(archiver.treeIds).catch(() => undefined);
-  if (opts.indexCache && packer.uploadedPacks > 0) await repo.index(opts.indexCache).catch(() => undefined);
+  await folderCache.save(root, archiver.folderRecords).catch(() => undefined);
+  if (packer.uploadedPacks > 0) await repo.refreshIndex().catch(() => undefined);
   return { snapshotId: id, parent: parent?.id ?? null, totals };
 }
 

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import {
   BlobCodec,
   decodeConfig,
@@ -20,6 +19,7 @@ import {
 } from '../format/index.js';
 import { DEFAULT_CHUNKER } from './chunker.js';
 import type { Remote } from './remote.js';
+import { readSealed, writeSealed } from './sealed-file.js';
 
 export class RepositoryError extends Error {}
 
@@ -44,22 +44,48 @@ export interface KeySource {
  * The user's backup repository as the agent sees it through the gateway: the config, the keys, the
  * blob index and the snapshot records under /.kura/.
  */
+export interface OpenOptions {
+  /** A local copy of the blob index, so only entries added since it was written travel (see index()). */
+  indexCache?: string;
+  /**
+   * Fetched while the key is derived, for a command that will need them at once: the index, and the
+   * snapshots of one host ('' for every host).
+   */
+  prefetch?: { index?: boolean; snapshotsOf?: string };
+}
+
 export class Repository {
+  /** The index as last read (kept for refreshIndex), and what open() fetched ahead, taken once. */
+  private indexState: { generation: number; entries: BlobLocation[] } | null = null;
+  private prefetched: { index?: Promise<Map<string, BlobLocation>>; snapshots?: { of: string; list: Promise<SnapshotInfo[]> } } = {};
+
   private constructor(
     readonly remote: Remote,
     readonly keys: MasterKeys | null,
     readonly codec: BlobCodec,
     /** The chunker parameters fixed when the repository was created (dedup needs the same cuts). */
     readonly chunker: ChunkerParams,
+    private readonly indexCache: string | null,
   ) {}
 
-  /** Opens an initialised repository with the key source; throws RepositoryError in plain words. */
-  static async open(remote: Remote, source: KeySource): Promise<Repository> {
+  /**
+   * Opens an initialised repository with the key source; throws RepositoryError in plain words.
+   * The config and the wrapped keys are asked for together, and what opts.prefetch names is fetched
+   * while scrypt runs, so opening costs about one round trip plus the key derivation.
+   */
+  static async open(remote: Remote, source: KeySource, opts: OpenOptions = {}): Promise<Repository> {
+    const records = source.passphrase && !source.keyFile ? handled(fetchKeyRecords(remote)) : null;
+    const early = new Repository(remote, null, new BlobCodec(null), DEFAULT_CHUNKER, opts.indexCache ?? null);
+    const index = opts.prefetch?.index ? handled(early.index()) : undefined;
+    const of = opts.prefetch?.snapshotsOf;
+    const snapshots = of !== undefined ? { of, list: handled(early.snapshots(of || undefined)) } : undefined;
     const configBytes = await remote.getFile('/.kura/config');
     if (!configBytes) throw new RepositoryError('this area has no backup repository yet: run `kura key init` first');
     const config = decodeConfig(configBytes);
-    const keys = config.encrypted ? await loadKeys(remote, source) : null;
-    return new Repository(remote, keys, new BlobCodec(keys), config.chunker);
+    const keys = config.encrypted ? await loadKeys(remote, source, records) : null;
+    const repo = new Repository(remote, keys, new BlobCodec(keys), config.chunker, opts.indexCache ?? null);
+    repo.prefetched = { index: index?.then((map) => ((repo.indexState = early.indexState), map)), snapshots };
+    return repo;
   }
 
   /** Creates the repository: plaintext, or encrypted with a passphrase (wrapped key kept on the gateway) or a key file. */
@@ -78,35 +104,54 @@ export class Repository {
   }
 
   /**
-   * Every indexed blob. With a cache file, only what was added since the cached generation travels;
+   * Every indexed blob. With the cache file, only what was added since the cached generation travels;
    * a gateway whose generation went backwards (index rebuilt) is read again from the start.
    */
-  async index(cacheFile?: string): Promise<Map<string, BlobLocation>> {
-    const cached = cacheFile ? await readCachedIndex(cacheFile) : null;
+  async index(): Promise<Map<string, BlobLocation>> {
+    const ahead = this.prefetched.index;
+    this.prefetched.index = undefined;
+    if (ahead) return ahead;
+    const cached = this.indexCache ? await readCachedIndex(this.indexCache) : null;
+    const entries = await this.update(cached);
+    return new Map(entries.map((e) => [e.id, e]));
+  }
+
+  /** Brings the cache file up to date with what was added since index() (after a backup); no-op without a cache. */
+  async refreshIndex(): Promise<void> {
+    if (this.indexCache) await this.update(this.indexState ?? (await readCachedIndex(this.indexCache)));
+  }
+
+  /** The entries after asking the gateway for those newer than `cached`; writes the cache when they changed. */
+  private async update(cached: { generation: number; entries: BlobLocation[] } | null): Promise<BlobLocation[]> {
     let page = decodeIndex(await this.remote.getIndex(cached?.generation ?? 0));
-    let entries = [...(cached?.entries ?? []), ...page.entries];
+    let entries = cached && page.entries.length > 0 ? [...cached.entries, ...page.entries] : (cached?.entries ?? page.entries);
     if (cached && page.generation < cached.generation) {
       page = decodeIndex(await this.remote.getIndex(0));
       entries = page.entries;
     }
+    this.indexState = { generation: page.generation, entries };
     const unchanged = cached !== null && page.generation === cached.generation && page.entries.length === 0;
-    if (cacheFile && !unchanged) await writeCachedIndex(cacheFile, { generation: page.generation, entries });
-    return new Map(entries.map((e) => [e.id, e]));
+    if (this.indexCache && !unchanged) await writeCachedIndex(this.indexCache, this.indexState);
+    return entries;
   }
 
   /** Snapshot records of one host, or of every host, oldest first. */
   async snapshots(host?: string): Promise<SnapshotInfo[]> {
+    const ahead = this.prefetched.snapshots;
+    this.prefetched.snapshots = undefined;
+    if (ahead && ahead.of === (host ?? '')) return ahead.list;
     const hosts = host ? [host] : (await this.remote.list('/.kura/snapshots/')).filter((h) => h !== '');
+    const paths = (
+      await Promise.all(hosts.map(async (h) => (await this.remote.list(`/.kura/snapshots/${h}/`)).map((id) => ({ h, id }))))
+    ).flat();
     const out: SnapshotInfo[] = [];
-    for (const h of hosts) {
-      for (const id of await this.remote.list(`/.kura/snapshots/${h}/`)) {
-        const bytes = await this.remote.getFile(`/.kura/snapshots/${h}/${id}`);
-        if (!bytes) continue;
-        const env = decodeSnapshotEnvelope(bytes);
-        out.push({ id, host: env.host, time: env.time, type: env.type, encrypted: env.encrypted, bytes });
-      }
-    }
-    return out.sort((a, b) => a.time.localeCompare(b.time));
+    await inParallel(paths, 4, async ({ h, id }) => {
+      const bytes = await this.remote.getFile(`/.kura/snapshots/${h}/${id}`);
+      if (!bytes) return;
+      const env = decodeSnapshotEnvelope(bytes);
+      out.push({ id, host: env.host, time: env.time, type: env.type, encrypted: env.encrypted, bytes });
+    });
+    return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   }
 
   body(snapshot: SnapshotInfo) {
@@ -114,39 +159,26 @@ export class Repository {
   }
 }
 
-/**
- * The local index cache: the entries as JSON, then a line with their SHA-256. Everything in it was
- * checked when it came from the gateway, so a file whose hash matches is read without checking
- * every entry again (that cost a tenth of a second per run at 20,000 files); a damaged or foreign
- * file is ignored, and the whole index is fetched again.
- */
+/** The local index cache (a sealed file, see sealed-file.ts): checked when it came from the gateway. */
 async function readCachedIndex(file: string): Promise<{ generation: number; entries: BlobLocation[] } | null> {
-  const bytes = await readFile(file).catch(() => null);
-  const cut = bytes ? bytes.lastIndexOf(CACHE_SEAL) : -1;
-  if (!bytes || cut < 0) return null;
-  const body = bytes.subarray(0, cut);
-  if (bytes.toString('utf8', cut + CACHE_SEAL.length).trim() !== createHash('sha256').update(body).digest('hex')) return null;
-  try {
-    const page = JSON.parse(body.toString('utf8')) as { generation?: unknown; entries?: unknown };
-    return typeof page.generation === 'number' && Array.isArray(page.entries)
-      ? (page as { generation: number; entries: BlobLocation[] })
-      : null;
-  } catch {
-    return null;
-  }
+  const page = (await readSealed(file)) as { generation?: unknown; entries?: unknown } | null;
+  return page && typeof page.generation === 'number' && Array.isArray(page.entries)
+    ? (page as { generation: number; entries: BlobLocation[] })
+    : null;
 }
-
-const CACHE_SEAL = Buffer.from('\n#sha256 ');
 
 async function writeCachedIndex(file: string, page: { generation: number; entries: BlobLocation[] }): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const body = Buffer.from(JSON.stringify({ generation: page.generation, entries: page.entries }));
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, Buffer.concat([body, CACHE_SEAL, Buffer.from(createHash('sha256').update(body).digest('hex') + '\n')]));
-  await rename(tmp, file);
+  await writeSealed(file, { generation: page.generation, entries: page.entries });
 }
 
-async function loadKeys(remote: Remote, source: KeySource): Promise<MasterKeys> {
+/** The wrapped key records on the gateway (one per passphrase). */
+async function fetchKeyRecords(remote: Remote): Promise<Buffer[]> {
+  const ids = await remote.list('/.kura/keys/');
+  const records = await Promise.all(ids.map((id) => remote.getFile(`/.kura/keys/${id}`)));
+  return records.filter((r): r is Buffer => r !== null);
+}
+
+async function loadKeys(remote: Remote, source: KeySource, records: Promise<Buffer[]> | null): Promise<MasterKeys> {
   if (source.keyFile) {
     try {
       return decodeKeyFile(await readFile(source.keyFile));
@@ -155,9 +187,7 @@ async function loadKeys(remote: Remote, source: KeySource): Promise<MasterKeys> 
     }
   }
   if (!source.passphrase) throw new RepositoryError('this repository is encrypted: set KURA_PASSPHRASE or KURA_KEY_FILE');
-  for (const id of await remote.list('/.kura/keys/')) {
-    const record = await remote.getFile(`/.kura/keys/${id}`);
-    if (!record) continue;
+  for (const record of await (records ?? fetchKeyRecords(remote))) {
     try {
       return await unwrapKeys(record, source.passphrase);
     } catch (err) {
@@ -165,6 +195,21 @@ async function loadKeys(remote: Remote, source: KeySource): Promise<MasterKeys> 
     }
   }
   throw new RepositoryError("wrong passphrase: it opens none of this repository's keys");
+}
+
+/** Runs fn over items, at most `width` at a time. */
+async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
+}
+
+/** Marks a promise as handled now (it is awaited later, or dropped when opening fails). */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 /** Wraps the keys under a passphrase and stores the record on the gateway; returns its id. */

@@ -7,7 +7,7 @@ import { runBackup } from '../agent/backup.js';
 import { Cancelled } from '../agent/archiver.js';
 import { loadConfig, type AgentConfig, type ConfigFlags } from '../agent/config.js';
 import { GatewayRemote } from '../agent/remote.js';
-import { putWrappedKey, Repository, type SnapshotInfo } from '../agent/repository.js';
+import { putWrappedKey, Repository, type OpenOptions, type SnapshotInfo } from '../agent/repository.js';
 import { runRestore } from '../agent/restore.js';
 import { encodeKeyFile } from '../format/index.js';
 import { AgentReporter } from './agent-report.js';
@@ -41,9 +41,18 @@ async function connect(flags: CommonFlags): Promise<{ config: AgentConfig; remot
   return { config, remote: new GatewayRemote({ url: config.gateway, certPem, keyPem, caPem }), identity };
 }
 
-async function openRepo(flags: CommonFlags) {
+/**
+ * Connects and opens the repository, with this PC's index cache; `prefetch` names what the command
+ * needs at once, fetched while the key is derived.
+ */
+async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => OpenOptions['prefetch']) {
   const { config, remote, identity } = await connect(flags);
-  return { config, identity, repo: await Repository.open(remote, { passphrase: config.passphrase, keyFile: config.keyFile }) };
+  const repo = await Repository.open(
+    remote,
+    { passphrase: config.passphrase, keyFile: config.keyFile },
+    { indexCache: join(stateDir(), `index-${identity}.json`), prefetch: prefetch?.(config) },
+  );
+  return { config, identity, repo };
 }
 
 export function addAgentCommands(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
@@ -130,8 +139,11 @@ function pidFile(host: string): string {
 
 async function backup(folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }): Promise<void> {
   if (flags.cancel) return cancelRunning((await loadConfig(flags)).host, flags);
-  const { config, repo, identity } = await openRepo(flags);
   if (flags.type !== 'incremental' && flags.type !== 'full') throw new Error('--type must be incremental or full');
+  const { config, repo, identity } = await openRepo(flags, (c) => ({
+    index: true,
+    snapshotsOf: flags.type === 'full' ? undefined : c.host,
+  }));
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
   const reporter = new AgentReporter(flags, 'backup');
@@ -151,8 +163,8 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
       host: config.host,
       type: flags.type,
       exclude: config.exclude,
-      indexCache: join(stateDir(), `index-${identity}.json`),
       treeCache: join(stateDir(), `trees-${identity}.bin`),
+      folderCache: join(stateDir(), `folders-${identity}.json`),
       isCancelled: () => cancelled,
       // The parent's totals are a good estimate for the ETA; only a first backup counts the files.
       onStart: (parent) =>
@@ -238,7 +250,7 @@ export function pickSnapshot(all: SnapshotInfo[], spec: string, host?: string): 
 }
 
 async function restore(spec: string, paths: string[], flags: CommonFlags & { target: string }): Promise<void> {
-  const { repo } = await openRepo(flags);
+  const { repo } = await openRepo(flags, () => ({ index: true, snapshotsOf: '' }));
   const snapshot = pickSnapshot(await repo.snapshots(), spec);
   const reporter = new AgentReporter(flags, 'restore');
   const counts = await runRestore(repo, snapshot, {

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import type { TreeEntry } from '../format/index.js';
+import { readSealed, writeSealed } from './sealed-file.js';
+
+/** One folder of the last snapshot: its tree, and the digest of its entries' metadata. */
+export interface FolderRecord {
+  tree: string;
+  listing: string;
+}
+
+/**
+ * What the last backup saw in each folder, kept on the PC (a sealed file in KURA_STATE_DIR): the
+ * folder's tree id and a digest of its entries as the scan finds them (names, kinds, modes, sizes,
+ * mtimes, inodes, link targets). On the next backup a folder whose listing has the same digest, and
+ * whose subfolders all kept their trees, keeps its tree without the parent's tree being decoded at
+ * all; only folders where something changed are compared entry by entry. The records are valid only
+ * for the snapshot root they were made with; a missing or damaged file is simply not used.
+ */
+export class FolderCache {
+  private constructor(
+    private readonly file: string | null,
+    private readonly root: string | null,
+    private readonly records: Map<string, FolderRecord>,
+  ) {}
+
+  static async load(file: string | null): Promise<FolderCache> {
+    const raw = file ? ((await readSealed(file)) as { root?: unknown; folders?: unknown } | null) : null;
+    const records = new Map<string, FolderRecord>();
+    if (raw && typeof raw.root === 'string' && Array.isArray(raw.folders)) {
+      for (const f of raw.folders as unknown[]) {
+        if (Array.isArray(f) && f.length === 3 && f.every((x) => typeof x === 'string')) {
+          const [key, tree, listing] = f as [string, string, string];
+          records.set(key, { tree, listing });
+        }
+      }
+    }
+    return new FolderCache(file, raw && typeof raw.root === 'string' ? raw.root : null, records);
+  }
+
+  /** The records when they describe the snapshot whose root tree is root, else null. */
+  recordsFor(root: string | null): ReadonlyMap<string, FolderRecord> | null {
+    return root !== null && root === this.root && this.records.size > 0 ? this.records : null;
+  }
+
+  /** Replaces the file with the folders of the snapshot just made. */
+  async save(root: string, folders: ReadonlyMap<string, FolderRecord>): Promise<void> {
+    if (!this.file) return;
+    await writeSealed(this.file, { root, folders: [...folders].map(([key, r]) => [key, r.tree, r.listing]) });
+  }
+}
+
+/** A folder's key in the cache: the top-level name, then the path below it. */
+export function folderKey(top: string, rel: string): string {
+  return rel === '' ? top : `${top}/${rel}`;
+}
+
+/**
+ * The digest of a folder's entries as far as the scan knows them (content and subtree ids left
+ * out): equal digests mean the same names with the same metadata, so the same files unchanged.
+ */
+export function listingDigest(entries: readonly TreeEntry[]): string {
+  const hash = createHash('sha256');
+  for (const e of entries) hash.update(JSON.stringify([e.name, e.type, e.mode, e.mtimeNs, e.size, e.ino ?? null, e.target ?? null]) + '\n');
+  return hash.digest('hex').slice(0, 32);
+}
