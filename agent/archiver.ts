@@ -45,8 +45,11 @@ interface Frame {
   rel: string;
   /** The folder's key in the folder cache (folder-cache.ts). */
   key: string;
-  /** Entries settle when their files are read (null: the file could not be read and is left out). */
-  entries: Promise<TreeEntry | null>[];
+  /**
+   * Entries, or promises that settle when their files are read (null: the file could not be read
+   * and is left out; also the place of a deferred file until its folder ends).
+   */
+  entries: (TreeEntry | Promise<TreeEntry | null> | null)[];
   /** The parent snapshot's entries of this folder; null while not decoded (see `folders`). */
   parent: Map<string, TreeEntry> | null;
   parentId: string | null;
@@ -57,11 +60,11 @@ interface Frame {
   kept: { record: FolderRecord; files: Map<string, ScanEntry> } | null;
 }
 
-/** A file whose entry is decided when its folder has been scanned. */
+/** A file whose entry is decided when its folder has been scanned, and its place in `entries`. */
 interface Deferred {
   e: ScanEntry;
   name: string;
-  settle: (entry: Promise<TreeEntry | null>) => void;
+  at: number;
 }
 
 /** Small changed files waiting to go to a reader together. */
@@ -155,7 +158,8 @@ export class Archiver implements BlobSink {
       if (e.type === 'dir') {
         stack.push(await this.openFrame(base, e.rel, `${frame.key}/${name}`, this.parentSubtree(frame, name)));
       } else if (e.type === 'file' && frame.parent === null) {
-        frame.entries.push(handled(new Promise<TreeEntry | null>((settle) => frame.deferred.push({ e, name, settle }))));
+        frame.deferred.push({ e, name, at: frame.entries.length });
+        frame.entries.push(null);
       } else {
         frame.entries.push(handled((await this.archiveEntry(e, name, frame.parent?.get(name))).entry));
       }
@@ -202,13 +206,13 @@ export class Archiver implements BlobSink {
       frame.kept = { record, files: new Map(frame.deferred.map((d) => [d.name, d.e])) };
       for (const d of frame.deferred) {
         this.countUnchanged(d.e.size);
-        d.settle(Promise.resolve(baseEntry(d.e, d.name)));
+        frame.entries[d.at] = baseEntry(d.e, d.name);
       }
       return;
     }
     const parent = await this.deps.parentTrees.entries(frame.parentId);
     frame.parent = parent;
-    for (const d of frame.deferred) d.settle((await this.archiveEntry(d.e, d.name, parent.get(d.name))).entry);
+    for (const d of frame.deferred) frame.entries[d.at] = (await this.archiveEntry(d.e, d.name, parent.get(d.name))).entry;
   }
 
   private async treeOf(frame: Frame): Promise<string> {

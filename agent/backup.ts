@@ -97,12 +97,19 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
     { tree: root, paths: opts.folders, parent: parent?.id ?? null, totals: snapshotTotals(totals) },
     repo.keys,
   );
-  await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
-  // Only speed-ups for the next run (a cache that cannot be written is simply not there next time):
-  // its trees, and the index with what this run added, so the next run asks only for newer entries.
-  await treeCache.save(archiver.treeIds).catch(() => undefined);
-  await folderCache.save(root, archiver.folderRecords).catch(() => undefined);
-  if (packer.uploadedPacks > 0) await repo.refreshIndex().catch(() => undefined);
+  // The caches are only speed-ups for the next run, written while the snapshot record goes up (one
+  // that cannot be written is simply not there next time): this run's trees and folders, which match
+  // no parent should the commit fail, and the index with what this run added.
+  const caches = Promise.all([
+    treeCache.save(archiver.treeIds),
+    folderCache.save(root, archiver.folderRecords),
+    packer.uploadedPacks > 0 ? repo.refreshIndex() : null,
+  ]).catch(() => undefined);
+  try {
+    await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
+  } finally {
+    await caches;
+  }
   return { snapshotId: id, parent: parent?.id ?? null, totals };
 }
 

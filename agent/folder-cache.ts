@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { TreeEntry } from '../format/index.js';
 import { readSealed, writeSealed } from './sealed-file.js';
 
@@ -59,7 +59,11 @@ export function folderKey(top: string, rel: string): string {
  * out): equal digests mean the same names with the same metadata, so the same files unchanged.
  */
 export function listingDigest(entries: readonly TreeEntry[]): string {
-  const hash = createHash('sha256');
-  for (const e of entries) hash.update(JSON.stringify([e.name, e.type, e.mode, e.mtimeNs, e.size, e.ino ?? null, e.target ?? null]) + '\n');
-  return hash.digest('hex').slice(0, 32);
+  // Names and link targets carry their lengths, so no two listings can read alike.
+  let text = '';
+  for (const e of entries) {
+    const target = e.target === undefined ? '-' : `${e.target.length}:${e.target}`;
+    text += `${e.name.length}:${e.name} ${e.type} ${e.mode} ${e.mtimeNs} ${e.size} ${e.ino ?? '-'} ${target}\n`;
+  }
+  return hash('sha256', text, 'hex').slice(0, 32);
 }
