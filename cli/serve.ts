@@ -13,6 +13,8 @@ export interface ServeOptions {
 
 /** `kura serve`: prepares an empty data folder (CA, server certificate, demo user) and starts. */
 export async function serve(opts: ServeOptions): Promise<void> {
+  // A full disk or a closed pipe behind the output must not stop the gateway: the lines are lost.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const port = parsePort(opts.port);
   const dataDir = resolve(opts.data);
   const policy = await Policy.open(dataDir);

@@ -73,12 +73,19 @@ function requestLog(logger: Logger) {
   } as unknown as Parameters<typeof pinoHttp>[0]);
 }
 
+/** Standard output for the log; a write that fails (full disk, closed pipe) loses the line, not the gateway. */
+function logDestination() {
+  const dest = pino.destination({ dest: 1, sync: true });
+  dest.on('error', () => undefined);
+  return dest;
+}
+
 /**
  * Starts the gateway over HTTPS only. Client certificates are requested but not required at the
  * TLS layer (so app-password clients can connect); identity checks `socket.authorized` per request.
  */
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
-  const logger = opts.logger ?? pino({ level: process.env.KURA_LOG_LEVEL ?? 'info' });
+  const logger = opts.logger ?? pino({ level: process.env.KURA_LOG_LEVEL ?? 'info' }, logDestination());
   const app = createApp(opts.policy, logger);
   const server = createServer(
     {

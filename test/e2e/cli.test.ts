@@ -1,7 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir, run, runKura, watch, kuraCli, repoRoot, type RunResult, type Watched } from '../helpers/processes.js';
@@ -393,6 +394,50 @@ describe('kura serve when it cannot start', () => {
       await server.waitFor(/curl --cacert .*demo\.pem/, 5_000);
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe('kura serve when its output cannot be written', () => {
+  let data: string;
+  let tmp: string;
+  before(async () => {
+    data = await makeTempDir('kura-serve-full-');
+    tmp = await makeTempDir('kura-serve-full-tmp-');
+  });
+  after(async () => {
+    await removeTempDir(data);
+    await removeTempDir(tmp);
+  });
+
+  it('keeps serving when stdout and stderr are on a full disk (/dev/full): the log lines are lost, not the gateway', async () => {
+    const blocker = await occupyPort();
+    const port = (blocker.address() as AddressInfo).port;
+    await new Promise((resolvePromise) => blocker.close(resolvePromise));
+    const full = await open('/dev/full', 'w');
+    const child = spawn(process.execPath, [kuraCli, 'serve', '--data', data, '--port', String(port)], {
+      cwd: repoRoot,
+      stdio: ['ignore', full.fd, full.fd],
+    });
+    const exited = new Promise<number | null>((resolvePromise) => child.on('exit', resolvePromise));
+    try {
+      const ca = join(data, 'demo', 'ca.pem');
+      const auth = ['--cacert', ca, '--cert', join(data, 'demo', 'demo.pem'), '--key', join(data, 'demo', 'demo.key')];
+      const healthz = `https://127.0.0.1:${port}/healthz`;
+      for (let i = 0; i < 150; i++) {
+        const probe = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', ca, healthz], { timeoutMs: 10_000 });
+        if (probe.stdout === '200') break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // Each request writes a log line to the full disk; the gateway must answer them all.
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await curl(tmp, [...auth, `https://127.0.0.1:${port}/files/`])).status, 200);
+      }
+      assert.equal(child.exitCode, null, 'the gateway is still running');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await full.close();
     }
   });
 });
