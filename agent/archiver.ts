@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { scan, type ScanEntry } from './scan.js';
+import { scan, type ScanEntry, type ScanOptions } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
 import type { BlobSink, FileOutcome, JobResult } from './file-pool.js';
 import type { Packer } from './packer.js';
@@ -33,6 +33,8 @@ export interface ArchiverDeps {
   /** New trees are kept here, so the next backup finds them on the PC. */
   treeCache?: TreeCache;
   exclude: string[];
+  /** The walk (scan.ts), or the same on a worker thread (scan-thread.ts). */
+  scan?: (root: string, opts: ScanOptions) => AsyncIterable<ScanEntry>;
   isCancelled: () => boolean;
   onFile?: (totals: ArchiveTotals, bytes: number) => void;
   onWarning?: (path: string, err: unknown) => void;
@@ -57,7 +59,7 @@ interface Frame {
   listing: TreeEntry[];
   deferred: Deferred[];
   /** Set when the listing matched the folder cache: files without content keep the parent's. */
-  kept: { record: FolderRecord; files: Map<string, ScanEntry> } | null;
+  kept: FolderRecord | null;
 }
 
 /** A file whose entry is decided when its folder has been scanned, and its place in `entries`. */
@@ -146,7 +148,8 @@ export class Archiver implements BlobSink {
   private async archiveFolder(folder: string, key: string, parentTree: string | null): Promise<{ tree: Promise<string> }> {
     const rootFrame = await this.openFrame(null, '', key, parentTree);
     const stack: Frame[] = [rootFrame];
-    for await (const e of scan(folder, { exclude: this.deps.exclude, onWarning: this.deps.onWarning })) {
+    const walk = this.deps.scan ?? scan;
+    for await (const e of walk(folder, { exclude: this.deps.exclude, onWarning: this.deps.onWarning })) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       if (this.failure) throw this.failure;
       this.deps.packer.check();
@@ -158,8 +161,9 @@ export class Archiver implements BlobSink {
       if (e.type === 'dir') {
         stack.push(await this.openFrame(base, e.rel, `${frame.key}/${name}`, this.parentSubtree(frame, name)));
       } else if (e.type === 'file' && frame.parent === null) {
+        // Its place holds the listing's entry, which is what it becomes when the folder is kept.
         frame.deferred.push({ e, name, at: frame.entries.length });
-        frame.entries.push(null);
+        frame.entries.push(frame.listing[frame.listing.length - 1]!);
       } else {
         frame.entries.push(handled((await this.archiveEntry(e, name, frame.parent?.get(name))).entry));
       }
@@ -203,11 +207,8 @@ export class Archiver implements BlobSink {
     if (frame.parent !== null) return;
     const record = this.deps.folders?.get(frame.key);
     if (record && record.tree === frame.parentId && this.deps.known.has(record.tree) && listingDigest(frame.listing) === record.listing) {
-      frame.kept = { record, files: new Map(frame.deferred.map((d) => [d.name, d.e])) };
-      for (const d of frame.deferred) {
-        this.countUnchanged(d.e.size);
-        frame.entries[d.at] = baseEntry(d.e, d.name);
-      }
+      frame.kept = record;
+      for (const d of frame.deferred) this.countUnchanged(d.e.size);
       return;
     }
     const parent = await this.deps.parentTrees.entries(frame.parentId);
@@ -218,7 +219,7 @@ export class Archiver implements BlobSink {
   private async treeOf(frame: Frame): Promise<string> {
     let entries = (await Promise.all(frame.entries)).filter((e): e is TreeEntry => e !== null);
     if (frame.kept) {
-      const { record, files } = frame.kept;
+      const record = frame.kept;
       const folders = this.deps.folders!;
       if (entries.every((e) => e.type !== 'dir' || e.subtree === folders.get(`${frame.key}/${e.name}`)?.tree)) {
         this.treeIds.add(record.tree);
@@ -228,6 +229,7 @@ export class Archiver implements BlobSink {
       // A subfolder changed: this folder's tree is made anew, its files' contents taken from the parent.
       const parent = await this.deps.parentTrees.entries(frame.parentId);
       frame.parent = parent;
+      const files = new Map(frame.deferred.map((d) => [d.name, d.e]));
       const filled = await Promise.all(entries.map((e) => this.withParentContent(e, parent, files.get(e.name))));
       entries = filled.filter((e): e is TreeEntry => e !== null);
     }

@@ -2,6 +2,7 @@ import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { FilePool } from './file-pool.js';
 import { FolderCache } from './folder-cache.js';
+import { ScanThread } from './scan-thread.js';
 import { FIRST_PACK_SIZE, Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, packPath, TreeCache, TreeLoader } from './trees.js';
@@ -38,14 +39,21 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   const started = performance.now();
   // The readers start loading now, while the index, the snapshots and the parent's trees arrive.
   const pool = new FilePool(repo.keys, repo.chunker, FIRST_PACK_SIZE);
+  const scanner = new ScanThread();
   try {
-    return await backupWith(repo, opts, pool, started);
+    return await backupWith(repo, opts, pool, scanner, started);
   } finally {
-    await pool.close();
+    await Promise.all([pool.close(), scanner.close()]);
   }
 }
 
-async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool, started: number): Promise<BackupResult> {
+async function backupWith(
+  repo: Repository,
+  opts: BackupOptions,
+  pool: FilePool,
+  scanner: ScanThread,
+  started: number,
+): Promise<BackupResult> {
   const [index, snapshots, treeCache, folderCache] = await Promise.all([
     repo.index(),
     opts.type === 'full' ? [] : repo.snapshots(opts.host),
@@ -73,6 +81,7 @@ async function backupWith(repo: Repository, opts: BackupOptions, pool: FilePool,
     folders,
     treeCache,
     exclude: opts.exclude,
+    scan: (root, o) => scanner.scan(root, o),
     isCancelled: opts.isCancelled,
     onFile: opts.onFile,
     onWarning: opts.onWarning,

@@ -7,7 +7,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { resolve, sep } from 'node:path';
 import picomatch from 'picomatch';
 
 export interface ScanEntry {
@@ -62,6 +62,7 @@ type Warn = (path: string, err: Error) => void;
  * Memory grows with the names of the directories on the current path, not with the tree.
  */
 export async function* scan(root: string, opts: ScanOptions = {}): AsyncGenerator<ScanEntry> {
+  root = resolve(root);
   const excluded = compileExcludes(opts.exclude ?? []);
   const warn = opts.onWarning ?? defaultWarning;
   if (!lstatSync(root).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, scan '${root}'`), { code: 'ENOTDIR' });
@@ -103,7 +104,7 @@ function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): ScanEntry | un
   while (frame.ready.length === 0 && frame.next < frame.names.length) {
     const batch = frame.names.slice(frame.next, frame.next + LSTAT_BATCH);
     frame.next += batch.length;
-    const paths = batch.map((name) => join(frame.dir, name));
+    const paths = batch.map((name) => childPath(frame.dir, name));
     const found = batch.map((name, k) => readEntry(paths[k]!, frame.rel ? `${frame.rel}/${name}` : name));
     found.forEach((e, k) => {
       if (e instanceof Error) warn(paths[k]!, e);
@@ -111,6 +112,11 @@ function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): ScanEntry | un
     });
   }
   return frame.ready.shift();
+}
+
+/** dir + name: dir is absolute and normal already, so path.join's normalising is not needed. */
+function childPath(dir: string, name: string): string {
+  return dir.endsWith(sep) ? dir + name : dir + sep + name;
 }
 
 /** One entry, null for a kind we do not back up, or the error that kept us from reading it. */
@@ -181,4 +187,4 @@ function parseRule(raw: string): Rule | null {
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
-const defaultWarning: Warn = (path, err) => process.emitWarning(`skipped ${path}: ${err.message}`, { code: 'KURA_SCAN_SKIPPED' });
+export const defaultWarning: Warn = (path, err) => process.emitWarning(`skipped ${path}: ${err.message}`, { code: 'KURA_SCAN_SKIPPED' });

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { scan, type ScanEntry, type ScanOptions } from '../../agent/scan.js';
+import { ScanThread } from '../../agent/scan-thread.js';
 import { chooseMode, formatBytes, formatDuration, formatRate, Progress, type ProgressMode } from '../../agent/progress.js';
 
 async function collect(root: string, opts: ScanOptions = {}): Promise<ScanEntry[]> {
@@ -192,6 +193,53 @@ describe('scan', () => {
     await assert.rejects(collect(join(root, 'file')), { code: 'ENOTDIR' });
   });
 });
+
+describe('scan on a worker thread (ScanThread)', () => {
+  let tmp: string;
+  let thread: ScanThread;
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'kura-scan-thread-'));
+    thread = new ScanThread();
+  });
+  after(async () => {
+    await thread.close();
+    await rm(tmp, { recursive: true, force: true });
+  });
+  const onThread = async (root: string, opts: ScanOptions = {}) => {
+    const out: ScanEntry[] = [];
+    for await (const e of thread.scan(root, opts)) out.push(e);
+    return out;
+  };
+
+  it('yields exactly what scan() yields, in the same order, folder after folder (three batches, exclusions, links)', async () => {
+    const files = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`d${i % 7}/f${i}.txt`, `file ${i}`]));
+    await makeTree(tmp, { ...files, 'skip/me.tmp': 'x', 'node_modules/x/y.js': 'x', 'é/ñ.txt': 'unicode' });
+    await symlink('d1/f1.txt', join(tmp, 'link'));
+    const opts = { exclude: ['*.tmp', 'node_modules'] };
+    const expected = await collect(tmp, opts);
+    assert.ok(expected.length > 1100);
+    assert.deepEqual(await onThread(tmp, opts), expected);
+    assert.deepEqual(await onThread(join(tmp, 'd3')), await collect(join(tmp, 'd3')), 'a second folder on the same thread');
+  });
+
+  it('throws as scan() does when the root is missing or not a directory, and goes on working after', async () => {
+    await assert.rejects(onThread(join(tmp, 'missing')), { code: 'ENOENT' });
+    await assert.rejects(onThread(join(tmp, 'd1', 'f1.txt')), { code: 'ENOTDIR' });
+    assert.equal((await onThread(join(tmp, 'd2'))).length, (await collect(join(tmp, 'd2'))).length);
+  });
+
+  it('stops its worker when a walk is abandoned half way, and refuses to walk again', async () => {
+    const abandoned = new ScanThread();
+    for await (const e of abandoned.scan(tmp)) if (e.rel.startsWith('d2')) break;
+    await assert.rejects(onThreadOf(abandoned, tmp), /not after close/);
+  });
+});
+
+async function onThreadOf(thread: ScanThread, root: string): Promise<number> {
+  const seen: ScanEntry[] = [];
+  for await (const e of thread.scan(root)) seen.push(e);
+  return seen.length;
+}
 
 /** An output that records what is written, with a settable TTY flag. */
 function recorder(isTTY: boolean): { out: { write(s: string): boolean; isTTY: boolean; columns: number }; text: () => string } {
