@@ -1,4 +1,4 @@
-import { basename, resolve } from 'node:path';
+import { basename, resolve, sep } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { scan, type ScanEntry, type ScanOptions } from './scan.js';
 import { encodeTree, type SnapshotTotals, type TreeEntry } from '../format/index.js';
@@ -44,29 +44,25 @@ export class Cancelled extends Error {}
 
 interface Frame {
   entry: TreeEntry | null;
+  /** The folder's absolute path, and its path below the scanned root. */
+  path: string;
   rel: string;
   /** The folder's key in the folder cache (folder-cache.ts). */
   key: string;
   /**
    * Entries, or promises that settle when their files are read (null: the file could not be read
-   * and is left out; also the place of a deferred file until its folder ends).
+   * and is left out).
    */
-  entries: (TreeEntry | Promise<TreeEntry | null> | null)[];
-  /** The parent snapshot's entries of this folder; null while not decoded (see `folders`). */
+  entries: (TreeEntry | Promise<TreeEntry | null>)[];
+  /** The parent snapshot's entries of this folder; null when the folder cache answered for it (`kept`). */
   parent: Map<string, TreeEntry> | null;
   parentId: string | null;
-  /** While parent is null: what the scan found, and the files whose fate waits for the folder's end. */
-  listing: TreeEntry[];
-  deferred: Deferred[];
-  /** Set when the listing matched the folder cache: files without content keep the parent's. */
+  /** Set when the folder's listing matches the folder cache: its files are the parent's, unread. */
   kept: FolderRecord | null;
-}
-
-/** A file whose entry is decided when its folder has been scanned, and its place in `entries`. */
-interface Deferred {
-  e: ScanEntry;
-  name: string;
-  at: number;
+  /** The folder's inode (recorded so that a renamed or moved folder is recognised next time). */
+  ino: number;
+  /** Set when a subfolder's tree differs from its tree in the parent snapshot. */
+  childChanged: boolean;
 }
 
 /** Small changed files waiting to go to a reader together. */
@@ -95,6 +91,8 @@ export class Archiver implements BlobSink {
   readonly treeIds = new Set<string>();
   /** Every folder of the snapshot being made, for the next backup's folder cache. */
   readonly folderRecords = new Map<string, FolderRecord>();
+  /** The folder cache's records by folder inode (built when a folder is not found by its path). */
+  private byIno: Map<number, FolderRecord> | null = null;
   readonly totals: ArchiveTotals = { files: 0, dirs: 0, bytes: 0, newFiles: 0, changedFiles: 0, unchangedFiles: 0, bytesRead: 0 };
 
   constructor(private readonly deps: ArchiverDeps) {
@@ -107,7 +105,7 @@ export class Archiver implements BlobSink {
     for (const [name, folder] of uniqueNames(folders.map((f) => resolve(f)))) {
       const st = await stat(folder, { bigint: true });
       const previous = parentTop.get(name);
-      const { tree } = await this.archiveFolder(folder, name, previous?.type === 'dir' ? (previous.subtree ?? null) : null);
+      const { tree } = await this.archiveFolder(folder, name, previous?.type === 'dir' ? (previous.subtree ?? null) : null, Number(st.ino));
       top.push(
         tree.then((id) => ({ name, type: 'dir', mode: Number(st.mode & 0o7777n), mtimeNs: st.mtimeNs.toString(), size: 0, subtree: id })),
       );
@@ -145,96 +143,120 @@ export class Archiver implements BlobSink {
    * Scans one folder; `tree` (the folder's tree id) settles once its files are stored. The wrappers
    * here keep the two waits apart: an async function returning a bare promise would wait for it.
    */
-  private async archiveFolder(folder: string, key: string, parentTree: string | null): Promise<{ tree: Promise<string> }> {
-    const rootFrame = await this.openFrame(null, '', key, parentTree);
-    const stack: Frame[] = [rootFrame];
-    const walk = this.deps.scan ?? scan;
-    for await (const e of walk(folder, { exclude: this.deps.exclude, onWarning: this.deps.onWarning })) {
+  private async archiveFolder(folder: string, key: string, parentTree: string | null, ino: number): Promise<{ tree: Promise<string> }> {
+    let rootListing: string | null = null;
+    const walk = (this.deps.scan ?? scan)(folder, {
+      exclude: this.deps.exclude,
+      onWarning: this.deps.onWarning,
+      listings: true,
+      onRootListing: (digest) => (rootListing = digest),
+    });
+    const stack: Frame[] = [];
+    // The root's listing arrives with the first entry (or the end of an empty folder).
+    const rootRecord = parentTree ? this.deps.folders?.get(key) : undefined;
+    const root = async () => (stack[0] ??= await this.openFrame(null, folder, '', key, ino, parentTree, rootRecord, rootListing));
+    for await (const e of walk) {
       if (this.deps.isCancelled()) throw new Cancelled('cancelled');
       if (this.failure) throw this.failure;
       this.deps.packer.check();
-      while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) await this.closeFrame(stack);
+      await root();
+      while (stack.length > 1 && !e.rel.startsWith(stack[stack.length - 1]!.rel + '/')) this.closeFrame(stack);
       const frame = stack[stack.length - 1]!;
       const name = e.rel.slice(e.rel.lastIndexOf('/') + 1);
-      const base = baseEntry(e, name);
-      if (frame.parent === null) frame.listing.push(e.type === 'symlink' ? { ...base, target: e.target ?? '' } : base);
       if (e.type === 'dir') {
-        stack.push(await this.openFrame(base, e.rel, `${frame.key}/${name}`, this.parentSubtree(frame, name)));
-      } else if (e.type === 'file' && frame.parent === null) {
-        // Its place holds the listing's entry, which is what it becomes when the folder is kept.
-        frame.deferred.push({ e, name, at: frame.entries.length });
-        frame.entries.push(frame.listing[frame.listing.length - 1]!);
+        const childKey = `${frame.key}/${name}`;
+        const { parentId, record } = this.previousFolder(frame, name, childKey, e.ino);
+        stack.push(await this.openFrame(baseEntry(e, name), e.path, e.rel, childKey, e.ino, parentId, record, e.listing ?? null));
+      } else if (frame.kept && e.type === 'file') {
+        this.countUnchanged(e.size);
+        frame.entries.push(baseEntry(e, name));
       } else {
         frame.entries.push(handled((await this.archiveEntry(e, name, frame.parent?.get(name))).entry));
       }
     }
-    while (stack.length > 1) await this.closeFrame(stack);
-    await this.settleDeferred(rootFrame);
+    const rootFrame = await root();
+    while (stack.length > 1) this.closeFrame(stack);
     return { tree: handled(this.treeOf(rootFrame)) };
   }
 
   /**
-   * A folder about to be scanned. With the folder cache its parent tree is decoded only if needed
-   * (settleDeferred); without it, now (the trees were preloaded in bulk).
+   * A folder about to be scanned. When its listing matches the folder cache, its files are all
+   * unchanged and the parent's tree is not decoded; otherwise it is (from the bulk preload, or now).
    */
-  private async openFrame(entry: TreeEntry | null, rel: string, key: string, parentId: string | null): Promise<Frame> {
-    const lazy = this.deps.folders !== null && parentId !== null;
-    const parent = lazy ? null : await this.deps.parentTrees.entries(parentId);
-    return { entry, rel, key, entries: [], parent, parentId, listing: [], deferred: [], kept: null };
-  }
-
-  /** The parent snapshot's tree of a subfolder: from the folder cache, or from the decoded parent. */
-  private parentSubtree(frame: Frame, name: string): string | null {
-    if (this.deps.folders) return this.deps.folders.get(`${frame.key}/${name}`)?.tree ?? null;
-    const previous = frame.parent?.get(name);
-    return previous?.type === 'dir' ? (previous.subtree ?? null) : null;
-  }
-
-  /** Ends a folder: its tree is stored once its entries settle, without holding up the scan. */
-  private async closeFrame(stack: Frame[]): Promise<void> {
-    const frame = stack.pop()!;
-    await this.settleDeferred(frame);
-    const entry = this.treeOf(frame).then((subtree) => ({ ...frame.entry!, subtree }));
-    stack[stack.length - 1]!.entries.push(handled(entry));
-    this.totals.dirs++;
+  private async openFrame(
+    entry: TreeEntry | null,
+    path: string,
+    rel: string,
+    key: string,
+    ino: number,
+    parentId: string | null,
+    record: FolderRecord | undefined,
+    listing: string | null,
+  ): Promise<Frame> {
+    const kept = record && record.tree === parentId && record.listing === listing && this.deps.known.has(record.tree) ? record : null;
+    const parent = kept ? null : await this.deps.parentTrees.entries(parentId);
+    return { entry, path, rel, key, entries: [], parent, parentId, kept, ino, childChanged: false };
   }
 
   /**
-   * Decides the files of a folder scanned without its parent tree: all unchanged when the listing
-   * matches the folder cache, else each compared with the parent tree, decoded now.
+   * A subfolder's tree in the parent snapshot, and its folder cache record: found by its path, or
+   * by its inode when the folder was renamed or moved (so its files are not read again).
    */
-  private async settleDeferred(frame: Frame): Promise<void> {
-    if (frame.parent !== null) return;
-    const record = this.deps.folders?.get(frame.key);
-    if (record && record.tree === frame.parentId && this.deps.known.has(record.tree) && listingDigest(frame.listing) === record.listing) {
-      frame.kept = record;
-      for (const d of frame.deferred) this.countUnchanged(d.e.size);
-      return;
+  private previousFolder(frame: Frame, name: string, key: string, ino: number): { parentId: string | null; record?: FolderRecord } {
+    const folders = this.deps.folders;
+    if (!folders) {
+      const previous = frame.parent?.get(name);
+      return { parentId: previous?.type === 'dir' ? (previous.subtree ?? null) : null };
     }
-    const parent = await this.deps.parentTrees.entries(frame.parentId);
-    frame.parent = parent;
-    for (const d of frame.deferred) frame.entries[d.at] = (await this.archiveEntry(d.e, d.name, parent.get(d.name))).entry;
+    const record = folders.get(key) ?? this.movedFolder(folders, ino);
+    return { parentId: record?.tree ?? null, record };
+  }
+
+  /** The record of the folder that had this inode, when exactly one had it. */
+  private movedFolder(folders: ReadonlyMap<string, FolderRecord>, ino: number): FolderRecord | undefined {
+    if (!this.byIno) {
+      this.byIno = new Map();
+      const seen = new Set<number>();
+      for (const r of folders.values()) {
+        if (r.ino === undefined) continue;
+        if (seen.has(r.ino)) this.byIno.delete(r.ino);
+        else this.byIno.set(r.ino, r);
+        seen.add(r.ino);
+      }
+    }
+    return this.byIno.get(ino);
+  }
+
+  /** Ends a folder: its tree is stored once its entries settle, without holding up the scan. */
+  private closeFrame(stack: Frame[]): void {
+    const frame = stack.pop()!;
+    const above = stack[stack.length - 1]!;
+    const entry = this.treeOf(frame).then((subtree) => {
+      if (subtree !== frame.parentId) above.childChanged = true;
+      return { ...frame.entry!, subtree };
+    });
+    above.entries.push(handled(entry));
+    this.totals.dirs++;
   }
 
   private async treeOf(frame: Frame): Promise<string> {
     let entries = (await Promise.all(frame.entries)).filter((e): e is TreeEntry => e !== null);
+    let parent = frame.parent;
     if (frame.kept) {
       const record = frame.kept;
-      const folders = this.deps.folders!;
-      if (entries.every((e) => e.type !== 'dir' || e.subtree === folders.get(`${frame.key}/${e.name}`)?.tree)) {
+      if (!frame.childChanged) {
         this.treeIds.add(record.tree);
-        this.folderRecords.set(frame.key, record);
+        this.folderRecords.set(frame.key, { ...record, ino: frame.ino });
         return record.tree;
       }
       // A subfolder changed: this folder's tree is made anew, its files' contents taken from the parent.
-      const parent = await this.deps.parentTrees.entries(frame.parentId);
-      frame.parent = parent;
-      const files = new Map(frame.deferred.map((d) => [d.name, d.e]));
-      const filled = await Promise.all(entries.map((e) => this.withParentContent(e, parent, files.get(e.name))));
+      const decoded = await this.deps.parentTrees.entries(frame.parentId);
+      const filled = await Promise.all(entries.map((e) => this.withParentContent(e, decoded, frame)));
       entries = filled.filter((e): e is TreeEntry => e !== null);
+      parent = decoded;
     }
-    const id = await this.storeTree(entries, frame.parent ?? new Map(), frame.parentId);
-    this.folderRecords.set(frame.key, { tree: id, listing: listingDigest(entries) });
+    const id = await this.storeTree(entries, parent ?? new Map(), frame.parentId);
+    this.folderRecords.set(frame.key, { tree: id, listing: listingDigest(entries), ino: frame.ino });
     return id;
   }
 
@@ -243,13 +265,22 @@ export class Archiver implements BlobSink {
    * the folder cache (it cannot, unless the cache is damaged in a way its seal missed), the file is
    * read instead: a cache costs time, never a wrong backup.
    */
-  private async withParentContent(e: TreeEntry, parent: Map<string, TreeEntry>, scanned: ScanEntry | undefined): Promise<TreeEntry | null> {
-    if (e.type !== 'file' || e.content !== undefined || !scanned) return e;
+  private async withParentContent(e: TreeEntry, parent: Map<string, TreeEntry>, frame: Frame): Promise<TreeEntry | null> {
+    if (e.type !== 'file' || e.content !== undefined) return e;
     const previous = parent.get(e.name);
     if (previous && unchanged(previous, e)) return { ...e, content: previous.content ?? [] };
     this.totals.files--;
     this.totals.bytes -= e.size;
     this.totals.unchangedFiles--;
+    const scanned: ScanEntry = {
+      path: frame.path.endsWith(sep) ? frame.path + e.name : frame.path + sep + e.name,
+      rel: frame.rel ? `${frame.rel}/${e.name}` : e.name,
+      type: 'file',
+      size: e.size,
+      mode: e.mode,
+      mtimeNs: BigInt(e.mtimeNs),
+      ino: e.ino ?? 0,
+    };
     const { entry } = await this.archiveEntry(scanned, e.name, undefined);
     await this.dispatchBatch();
     return entry;

@@ -6,6 +6,8 @@ import { readSealed, writeSealed } from './sealed-file.js';
 export interface FolderRecord {
   tree: string;
   listing: string;
+  /** The folder's own inode, by which a renamed or moved folder is found again. */
+  ino?: number | undefined;
 }
 
 /**
@@ -28,10 +30,9 @@ export class FolderCache {
     const records = new Map<string, FolderRecord>();
     if (raw && typeof raw.root === 'string' && Array.isArray(raw.folders)) {
       for (const f of raw.folders as unknown[]) {
-        if (Array.isArray(f) && f.length === 3 && f.every((x) => typeof x === 'string')) {
-          const [key, tree, listing] = f as [string, string, string];
-          records.set(key, { tree, listing });
-        }
+        if (!Array.isArray(f) || typeof f[0] !== 'string' || typeof f[1] !== 'string' || typeof f[2] !== 'string') continue;
+        const ino = typeof f[3] === 'number' && Number.isSafeInteger(f[3]) ? f[3] : undefined;
+        records.set(f[0], { tree: f[1], listing: f[2], ino });
       }
     }
     return new FolderCache(file, raw && typeof raw.root === 'string' ? raw.root : null, records);
@@ -45,7 +46,7 @@ export class FolderCache {
   /** Replaces the file with the folders of the snapshot just made. */
   async save(root: string, folders: ReadonlyMap<string, FolderRecord>): Promise<void> {
     if (!this.file) return;
-    await writeSealed(this.file, { root, folders: [...folders].map(([key, r]) => [key, r.tree, r.listing]) });
+    await writeSealed(this.file, { root, folders: [...folders].map(([key, r]) => [key, r.tree, r.listing, r.ino ?? null]) });
   }
 }
 
@@ -54,16 +55,28 @@ export function folderKey(top: string, rel: string): string {
   return rel === '' ? top : `${top}/${rel}`;
 }
 
+/** What a listing digest covers of an entry (a tree entry, or a scan entry with its name). */
+export interface ListingEntry {
+  name: string;
+  type: string;
+  mode: number;
+  mtimeNs: string | bigint;
+  size: number;
+  ino?: number | undefined;
+  target?: string | undefined;
+}
+
 /**
  * The digest of a folder's entries as far as the scan knows them (content and subtree ids left
  * out): equal digests mean the same names with the same metadata, so the same files unchanged.
+ * Sizes count for files only (a tree records 0 for folders and links).
  */
-export function listingDigest(entries: readonly TreeEntry[]): string {
+export function listingDigest(entries: readonly ListingEntry[]): string {
   // Names and link targets carry their lengths, so no two listings can read alike.
   let text = '';
   for (const e of entries) {
     const target = e.target === undefined ? '-' : `${e.target.length}:${e.target}`;
-    text += `${e.name.length}:${e.name} ${e.type} ${e.mode} ${e.mtimeNs} ${e.size} ${e.ino ?? '-'} ${target}\n`;
+    text += `${e.name.length}:${e.name} ${e.type} ${e.mode} ${e.mtimeNs} ${e.type === 'file' ? e.size : 0} ${e.ino ?? '-'} ${target}\n`;
   }
   return hash('sha256', text, 'hex').slice(0, 32);
 }

@@ -2,9 +2,9 @@ import { Worker } from 'node:worker_threads';
 import { defaultWarning, type ScanEntry, type ScanOptions } from './scan.js';
 
 /** An entry, or a path the scan could not read (in the place where it met it). */
-export type ScanItem = ScanEntry | { warning: string; message: string };
+export type ScanItem = ScanEntry | { warning: string; message: string } | { rootListing: string };
 
-export type ToScanWorker = { t: 'scan'; root: string; exclude: string[] } | { t: 'ack' };
+export type ToScanWorker = { t: 'scan'; root: string; exclude: string[]; listings: boolean } | { t: 'ack' };
 export type ToScanMain = { t: 'batch'; items: ScanItem[]; last: boolean } | { t: 'error'; message: string; code?: string | undefined };
 
 /**
@@ -40,7 +40,7 @@ export class ScanThread {
     this.worker.on('message', onMessage).on('error', onError);
     let finished = false;
     try {
-      this.worker.postMessage({ t: 'scan', root, exclude: opts.exclude ?? [] } satisfies ToScanWorker);
+      this.worker.postMessage({ t: 'scan', root, exclude: opts.exclude ?? [], listings: opts.listings ?? false } satisfies ToScanWorker);
       for (;;) {
         while (batches.length === 0 && !crashed) await new Promise<void>((r) => (wake = r));
         wake = null;
@@ -53,6 +53,7 @@ export class ScanThread {
         this.worker.postMessage({ t: 'ack' } satisfies ToScanWorker);
         for (const item of msg.items) {
           if ('warning' in item) (opts.onWarning ?? defaultWarning)(item.warning, new Error(item.message));
+          else if ('rootListing' in item) opts.onRootListing?.(item.rootListing);
           else yield item;
         }
         if (msg.last) {

@@ -19,10 +19,10 @@ port.on('message', (msg: ToScanWorker) => {
     credit++;
     wake?.();
     wake = null;
-  } else void walk(msg.root, msg.exclude);
+  } else void walk(msg.root, msg.exclude, msg.listings);
 });
 
-async function walk(root: string, exclude: string[]): Promise<void> {
+async function walk(root: string, exclude: string[], listings: boolean): Promise<void> {
   let items: ScanItem[] = [];
   const send = async (last: boolean) => {
     while (credit === 0) await new Promise<void>((r) => (wake = r));
@@ -32,7 +32,8 @@ async function walk(root: string, exclude: string[]): Promise<void> {
   };
   try {
     const onWarning = (path: string, err: Error) => items.push({ warning: path, message: err.message });
-    for await (const e of scan(root, { exclude, onWarning })) {
+    const onRootListing = (digest: string) => items.push({ rootListing: digest });
+    for await (const e of scan(root, { exclude, onWarning, listings, onRootListing })) {
       items.push(e satisfies ScanEntry);
       if (items.length >= BATCH) await send(false);
     }

@@ -6,6 +6,7 @@
  * file never stops a backup.
  */
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { listingDigest } from './folder-cache.js';
 import type { BigIntStats } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import picomatch from 'picomatch';
@@ -26,6 +27,8 @@ export interface ScanEntry {
   ino: number;
   /** A symlink's target, as written in the link. */
   target?: string;
+  /** With ScanOptions.listings, on a directory: the digest of its entries (folder-cache.ts). */
+  listing?: string;
 }
 
 export interface ScanOptions {
@@ -40,18 +43,26 @@ export interface ScanOptions {
   exclude?: string[];
   /** Told about each entry that could not be read (and was skipped); defaults to process.emitWarning. */
   onWarning?: (path: string, err: Error) => void;
+  /**
+   * Digests of what each directory holds (listingDigest in folder-cache.ts): on each directory's
+   * entry, and the root's through onRootListing before the first entry. A directory is then read
+   * and stat'ed whole when the walk reaches it, before its entry is yielded.
+   */
+  listings?: boolean;
+  onRootListing?: (digest: string) => void;
 }
 
 /** Names stat'ed at a time within one directory, between two yields. */
 const LSTAT_BATCH = 64;
 
-/** A directory being walked: its sorted names, and the next few entries already stat'ed. */
+/** A directory being walked: its sorted names, and entries already stat'ed (from `taken` on). */
 interface Frame {
   dir: string;
   rel: string;
   names: string[];
   next: number;
   ready: ScanEntry[];
+  taken: number;
 }
 
 type Warn = (path: string, err: Error) => void;
@@ -66,7 +77,9 @@ export async function* scan(root: string, opts: ScanOptions = {}): AsyncGenerato
   const excluded = compileExcludes(opts.exclude ?? []);
   const warn = opts.onWarning ?? defaultWarning;
   if (!lstatSync(root).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, scan '${root}'`), { code: 'ENOTDIR' });
-  const stack: Frame[] = [openFrame(root, '', readdirSync(root))];
+  const first = openFrame(root, '', readdirSync(root));
+  if (opts.listings) opts.onRootListing?.(listAll(first, excluded, warn));
+  const stack: Frame[] = [first];
   // The stat calls are synchronous (metadata is cheap and usually cached, and the thread pool's
   // round trips cost more than the calls); every few hundred entries the event loop gets a turn.
   for (let n = 1; stack.length > 0; n++) {
@@ -76,17 +89,31 @@ export async function* scan(root: string, opts: ScanOptions = {}): AsyncGenerato
       stack.pop();
       continue;
     }
+    if (entry.type !== 'dir') {
+      yield entry;
+      continue;
+    }
+    const frame = openFrame(entry.path, entry.rel, opts.listings ? listNames(entry.path, warn) : []);
+    if (opts.listings) entry.listing = listAll(frame, excluded, warn);
     yield entry;
-    if (entry.type === 'dir') stack.push(openFrame(entry.path, entry.rel, listNames(entry.path, warn)));
+    if (!opts.listings) frame.names = listNames(entry.path, warn).sort(byUtf8);
+    stack.push(frame);
   }
 }
 
 function openFrame(dir: string, rel: string, names: string[]): Frame {
-  const sorted = names
-    .map((name) => ({ name, key: Buffer.from(name, 'utf8') }))
-    .sort((a, b) => Buffer.compare(a.key, b.key))
-    .map((n) => n.name);
-  return { dir, rel, names: sorted, next: 0, ready: [] };
+  return { dir, rel, names: names.sort(byUtf8), next: 0, ready: [], taken: 0 };
+}
+
+/** Names in byte order of their UTF-8 forms (not JavaScript's UTF-16 order). */
+function byUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Stats every name of the frame now; returns the digest of what it holds. */
+function listAll(frame: Frame, excluded: Excluder, warn: Warn): string {
+  while (frame.next < frame.names.length) statBatch(frame, excluded, warn);
+  return listingDigest(frame.ready.map((e) => ({ ...e, name: e.rel.slice(e.rel.lastIndexOf('/') + 1) })));
 }
 
 /** The names in a directory below the root; one that cannot be listed is reported and looks empty. */
@@ -101,17 +128,24 @@ function listNames(dir: string, warn: Warn): string[] {
 
 /** The frame's next entry, stat'ing names a batch at a time and dropping excluded and unsupported ones. */
 function nextEntry(frame: Frame, excluded: Excluder, warn: Warn): ScanEntry | undefined {
-  while (frame.ready.length === 0 && frame.next < frame.names.length) {
-    const batch = frame.names.slice(frame.next, frame.next + LSTAT_BATCH);
-    frame.next += batch.length;
-    const paths = batch.map((name) => childPath(frame.dir, name));
-    const found = batch.map((name, k) => readEntry(paths[k]!, frame.rel ? `${frame.rel}/${name}` : name));
-    found.forEach((e, k) => {
-      if (e instanceof Error) warn(paths[k]!, e);
-      else if (e && !excluded(e.rel, e.type === 'dir')) frame.ready.push(e);
-    });
+  while (frame.taken === frame.ready.length && frame.next < frame.names.length) {
+    frame.ready = [];
+    frame.taken = 0;
+    statBatch(frame, excluded, warn);
   }
-  return frame.ready.shift();
+  return frame.taken < frame.ready.length ? frame.ready[frame.taken++] : undefined;
+}
+
+/** Stats the frame's next names, adding the entries to keep to `ready`. */
+function statBatch(frame: Frame, excluded: Excluder, warn: Warn): void {
+  const batch = frame.names.slice(frame.next, frame.next + LSTAT_BATCH);
+  frame.next += batch.length;
+  const paths = batch.map((name) => childPath(frame.dir, name));
+  const found = batch.map((name, k) => readEntry(paths[k]!, frame.rel ? `${frame.rel}/${name}` : name));
+  found.forEach((e, k) => {
+    if (e instanceof Error) warn(paths[k]!, e);
+    else if (e && !excluded(e.rel, e.type === 'dir')) frame.ready.push(e);
+  });
 }
 
 /** dir + name: dir is absolute and normal already, so path.join's normalising is not needed. */

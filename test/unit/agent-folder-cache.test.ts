@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobCodec, decodeTree, generateKeys } from '../../format/index.js';
@@ -19,12 +20,12 @@ const noRemote: Remote = {
   getIndex: async () => Buffer.alloc(0),
 };
 
-/** Readers that "store" each file as one blob named after its path, and count the files they read. */
+/** Readers that "store" each file as one blob (its content's id), and list the files they read. */
 function fakeReaders(read: string[]) {
   return (_sink: BlobSink): FileReaders => ({
     run: async (paths) => {
       read.push(...paths);
-      return { result: Promise.resolve({ bytesRead: 0, files: paths.map((p) => ({ content: [codec.id(Buffer.from(p))] })) }) };
+      return { result: Promise.resolve({ bytesRead: 0, files: paths.map((p) => ({ content: [codec.id(readFileSync(p))] })) }) };
     },
     seal: async () => undefined,
   });
@@ -110,7 +111,7 @@ describe('agent: the folder cache (unchanged folders are not compared entry by e
     // The kept file next to the changed folder still points at its first content.
     const a = after.records.get('src/a')!;
     const entries = decodeTree(codec.decode(cache.get(a.tree)!, a.tree));
-    assert.deepEqual(entries.find((e) => e.name === 'two.txt')?.content, [codec.id(Buffer.from(join(src, 'a/two.txt')))]);
+    assert.deepEqual(entries.find((e) => e.name === 'two.txt')?.content, [codec.id(Buffer.from('content of a/two.txt'))]);
   });
 
   it('notices a file changed without its folder changing, and a new file whose folder kept its mtime', async () => {
@@ -127,6 +128,24 @@ describe('agent: the folder cache (unchanged folders are not compared entry by e
     assert.equal(after.root, slow.root);
     assert.deepEqual(after.read.sort(), [join(c, 'new.txt'), join(src, 'd/e/four.txt')].sort());
     await rm(join(c, 'new.txt'));
+  });
+
+  it('finds a renamed folder by its inode and reads none of its files, giving the same trees as reading them', async () => {
+    const cache = await TreeCache.load(null);
+    const known = new Set<string>();
+    const first = await backup(src, cache, known, { root: null, folders: null });
+    await rename(join(src, 'd'), join(src, 'moved-d'));
+    try {
+      const after = await backup(src, cache, known, { root: first.root, folders: first.records });
+      assert.deepEqual(after.read, [], 'the files of moved-d/ and moved-d/e/ were not read');
+      assert.equal(after.totals.unchangedFiles, 5);
+      const slow = await backup(src, cache, known, { root: first.root, folders: null });
+      assert.equal(slow.read.length, 1, 'compared by path, the moved file is read again');
+      assert.equal(after.root, slow.root);
+      assert.equal(after.records.get('src/moved-d/e')?.tree, first.records.get('src/d/e')?.tree);
+    } finally {
+      await rename(join(src, 'moved-d'), join(src, 'd'));
+    }
   });
 
   it('is used only for the snapshot it was made with, and a damaged file is not used at all', async () => {
