@@ -1,5 +1,4 @@
 import { hash } from 'node:crypto';
-import type { TreeEntry } from '../format/index.js';
 import { readSealed, writeSealed } from './sealed-file.js';
 
 /** One folder of the last snapshot: its tree, and the digest of its entries' metadata. */
