@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { decodeJson, isoTime, jsonBytes, validate } from './json.js';
+import { jsonBytes } from './json.js';
+import { decodeJson, isoTime, validate } from './schema.js';
 
 /** FastCDC parameters in bytes; every agent of a repository chunks with the same ones. */
 export interface ChunkerParams {

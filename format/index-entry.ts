@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_BLOB_SIZE, type BlobType } from './blob.js';
-import { count, hex64, isCount, isHex64, isPlainRecord, jsonBytes, parseJson, validateQuick } from './json.js';
+import { isCount, isHex64, isPlainRecord, jsonBytes, parseJson } from './json.js';
+import { count, hex64, validateQuick } from './schema.js';
 import { PACK_HEADER_SIZE } from './pack-trailer.js';
 
 /** Where one blob lives: which pack, which byte range; type 'd' data or 't' tree (as in trailers). */

@@ -1,7 +1,8 @@
 import { randomBytes, scrypt } from 'node:crypto';
 import { z } from 'zod';
 import { FormatError } from './errors.js';
-import { base64, decodeJson, jsonBytes, sha256Hex } from './json.js';
+import { jsonBytes, sha256Hex } from './json.js';
+import { base64, decodeJson } from './schema.js';
 import { NONCE_SIZE, open, seal, TAG_SIZE } from './sealed-box.js';
 
 /** The two random master keys of an encrypted repository (README, "Keys"). */

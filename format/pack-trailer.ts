@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { BlobType } from './blob.js';
 import { MAX_BLOB_SIZE } from './blob.js';
 import { FormatError } from './errors.js';
-import { count, decodeJson, hex64, jsonBytes } from './json.js';
+import { jsonBytes } from './json.js';
+import { count, decodeJson, hex64 } from './schema.js';
 
 /** One blob of a pack, as its trailer lists it. */
 export interface PackEntry {
@@ -28,21 +29,32 @@ export const MAX_PACK_SIZE = 128 * 1024 * 1024;
 export const MAX_TRAILER_SIZE = 16 * 1024 * 1024;
 export const MAX_PACK_ENTRIES = 200_000;
 
-const TrailerSchema = z.strictObject({
-  v: z.literal(1),
-  blobs: z
-    .array(
-      z.strictObject({
-        id: hex64,
-        t: z.enum(['d', 't']),
-        o: count,
-        l: count.min(1),
-        u: count.max(MAX_BLOB_SIZE),
-      }),
-    )
-    .min(1, 'a pack holds at least one blob')
-    .max(MAX_PACK_ENTRIES),
-});
+interface TrailerJson {
+  v: 1;
+  blobs: { id: string; t: 'd' | 't'; o: number; l: number; u: number }[];
+}
+
+/**
+ * Built on first use: the agent's worker threads write packs but never read trailers, and so never
+ * load zod.
+ */
+let cachedSchema: z.ZodType<TrailerJson> | undefined;
+const trailerSchema = (): z.ZodType<TrailerJson> =>
+  (cachedSchema ??= z.strictObject({
+    v: z.literal(1),
+    blobs: z
+      .array(
+        z.strictObject({
+          id: hex64,
+          t: z.enum(['d', 't']),
+          o: count,
+          l: count.min(1),
+          u: count.max(MAX_BLOB_SIZE),
+        }),
+      )
+      .min(1, 'a pack holds at least one blob')
+      .max(MAX_PACK_ENTRIES),
+  }));
 
 /** The trailer's bytes for entries (in pack order). */
 export function encodeTrailer(entries: readonly PackEntry[]): Buffer {
@@ -79,7 +91,7 @@ export function locateTrailer(footer: Buffer, totalSize: number): { start: numbe
  * back in trailer order, covering the region exactly, with unique ids.
  */
 export function decodeTrailer(trailer: Buffer, blobEnd: number): PackEntry[] {
-  const parsed = decodeJson(TrailerSchema, trailer, 'bad-pack', "the pack's trailer");
+  const parsed = decodeJson(trailerSchema(), trailer, 'bad-pack', "the pack's trailer");
   const entries = parsed.blobs.map((b): PackEntry => ({
     id: b.id,
     type: b.t === 't' ? 'tree' : 'data',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FormatError } from './errors.js';
-import { base64, count, decodeJson, hex64, isoTime, jsonBytes, sha256Hex, validate } from './json.js';
+import { jsonBytes, sha256Hex } from './json.js';
+import { base64, count, decodeJson, hex64, isoTime, validate } from './schema.js';
 import type { MasterKeys } from './keys.js';
 import { BOX_OVERHEAD, open, seal } from './sealed-box.js';
 

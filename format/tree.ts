@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { MAX_BLOB_SIZE } from './blob.js';
 import { FormatError } from './errors.js';
-import { count, hex64, isCount, isHex64, isPlainRecord, jsonBytes, parseJson, validateQuick } from './json.js';
+import { isCount, isHex64, isPlainRecord, jsonBytes, parseJson } from './json.js';
+import { count, hex64, validateQuick } from './schema.js';
 
 /** What a tree entry is. */
 export type TreeEntryType = 'file' | 'dir' | 'symlink';
