@@ -16,16 +16,42 @@ export interface FileTable {
   pieces: Uint32Array;
 }
 
-/** The bytes of one ranged GET (transferred, not copied) and where each blob's plaintext goes. */
+/**
+ * The bytes of one ranged GET and where each blob's plaintext goes. The bytes sit in a cell of the
+ * pool's shared slab (buf null), or, for a run larger than a cell, in buf, moved to the worker.
+ */
 export interface DecodeJob {
   kind: 'decode';
-  buf: ArrayBuffer;
+  cell: number;
+  length: number;
+  buf: ArrayBuffer | null;
   /** The blob ids, 64 hex each, one after the other. */
   ids: string;
-  /** Per blob: offset in buf, stored length, plain length, number of writes. */
+  /** Per blob: offset in the bytes, stored length, plain length, number of writes. */
   blobs: Float64Array;
   /** Per write, blob after blob: file index, position in the file. */
   writes: Float64Array;
+}
+
+/** What restore fills with one ranged GET before handing it to decode(). */
+export interface FetchBuffer {
+  bytes: Buffer;
+  /** The slab cell, or -1 for memory of its own. */
+  cell: number;
+}
+
+/** The shared slab that carries fetched bytes to the workers without copies or transfers. */
+export interface SlabOptions {
+  cells: number;
+  cellSize: number;
+}
+
+/** What a worker gets at its start. */
+export interface DecodeWorkerData {
+  encKey: Uint8Array | null;
+  idKey: Uint8Array | null;
+  slab: SharedArrayBuffer;
+  cellSize: number;
 }
 
 /** Files whose pieces are all written (or empty files): meta, then rename. */
@@ -86,48 +112,68 @@ interface Slot {
 
 /**
  * Restore's counterpart of EncodePool: blob decoding (AES-GCM open, zstd, id check) and the file writes
- * on worker threads, so the main thread only talks HTTP and keeps the books. Fetched bytes are counted
- * from reserve() until their job is done, which bounds memory.
+ * on worker threads, so the main thread only talks HTTP and keeps the books. Fetched bytes go into
+ * the cells of one SharedArrayBuffer that the workers read in place: memory stays fixed, and neither
+ * thread allocates (and garbage-collects) a buffer per request.
  */
 export class DecodePool {
   private readonly slots: Slot[];
   private readonly pending = new Map<number, Pending>();
+  private readonly slab: SharedArrayBuffer;
+  private readonly free: number[];
+  /** A run larger than a cell has memory of its own, one at a time. */
+  private ownInUse = false;
   private readonly waiters: (() => void)[] = [];
   private seq = 0;
-  private reserved = 0;
 
   constructor(
     keys: MasterKeys | null,
     size = defaultWorkers(),
-    private readonly maxBytes = 16 << 20,
+    private readonly slabOptions: SlabOptions = { cells: 4, cellSize: 4 << 20 },
   ) {
-    const workerData = { encKey: keys?.encKey ?? null, idKey: keys?.idKey ?? null };
+    this.slab = new SharedArrayBuffer(slabOptions.cells * slabOptions.cellSize);
+    this.free = Array.from({ length: slabOptions.cells }, (_, i) => slabOptions.cells - 1 - i);
+    const workerData: DecodeWorkerData = {
+      encKey: keys?.encKey ?? null,
+      idKey: keys?.idKey ?? null,
+      slab: this.slab,
+      cellSize: slabOptions.cellSize,
+    };
     this.slots = Array.from({ length: Math.max(1, size) }, () => this.spawn(workerData));
   }
 
-  /** Waits until `bytes` more fit under the limit (a lone job larger than the limit is let through). */
-  async reserve(bytes: number): Promise<void> {
-    while (this.reserved > 0 && this.reserved + bytes > this.maxBytes) await new Promise<void>((r) => this.waiters.push(r));
-    this.reserved += bytes;
+  /** A buffer of exactly `size` bytes to fetch into; waits until a cell (above a cell's size: the own buffer) is free. */
+  async acquire(size: number): Promise<FetchBuffer> {
+    const { cellSize } = this.slabOptions;
+    if (size > cellSize) {
+      while (this.ownInUse) await new Promise<void>((r) => this.waiters.push(r));
+      this.ownInUse = true;
+      return { bytes: Buffer.from(new ArrayBuffer(size)), cell: -1 };
+    }
+    let cell = this.free.pop();
+    while (cell === undefined) {
+      await new Promise<void>((r) => this.waiters.push(r));
+      cell = this.free.pop();
+    }
+    return { bytes: Buffer.from(this.slab, cell * cellSize, size), cell };
   }
 
-  release(bytes: number): void {
-    this.reserved -= bytes;
+  /** Gives back a buffer that will not be decoded (its fetch failed). */
+  release(buf: FetchBuffer): void {
+    if (buf.cell < 0) this.ownInUse = false;
+    else this.free.push(buf.cell);
     for (const wake of this.waiters.splice(0)) wake();
   }
 
-  /**
-   * Decodes fetched bytes on a worker, reserved bytes being released once it is done. The response's own
-   * ArrayBuffer moves to the worker when the bytes fill it, else they are copied once.
-   */
-  async decode(bytes: Buffer, blobs: Pick<DecodeJob, 'ids' | 'blobs' | 'writes'>): Promise<JobFailure[]> {
-    const size = bytes.length; // the transfer below empties bytes
-    const whole = bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-    const buf = whole ? (bytes.buffer as ArrayBuffer) : new Uint8Array(bytes).buffer;
+  /** Decodes buf's bytes on a worker, and releases buf once that is done. */
+  async decode(buf: FetchBuffer, blobs: Pick<DecodeJob, 'ids' | 'blobs' | 'writes'>): Promise<JobFailure[]> {
+    const length = buf.bytes.length;
+    // Memory of its own is an ArrayBuffer that the bytes fill exactly: it moves to the worker.
+    const own = buf.cell < 0 ? (buf.bytes.buffer as ArrayBuffer) : null;
     try {
-      return await this.run({ kind: 'decode', buf, ...blobs });
+      return await this.run({ kind: 'decode', cell: buf.cell, length, buf: own, ...blobs });
     } finally {
-      this.release(size);
+      this.release(buf);
     }
   }
 
@@ -149,13 +195,13 @@ export class DecodePool {
   }
 
   private post(slot: Slot, job: PoolJob): Promise<JobFailure[]> {
-    const load = 1 + (job.kind === 'decode' ? job.buf.byteLength : 0);
+    const load = 1 + (job.kind === 'decode' ? job.length : 0);
     slot.load += load;
     const seq = this.seq++;
     return new Promise<JobFailure[]>((resolve, reject) => {
       if (slot.broken) return reject(slot.broken);
       this.pending.set(seq, { resolve, reject, slot, load });
-      slot.worker.postMessage({ seq, job }, job.kind === 'decode' ? [job.buf] : []);
+      slot.worker.postMessage({ seq, job }, job.kind === 'decode' && job.buf ? [job.buf] : []);
     });
   }
 
@@ -169,7 +215,7 @@ export class DecodePool {
     }
   }
 
-  private spawn(workerData: unknown): Slot {
+  private spawn(workerData: DecodeWorkerData): Slot {
     const worker = new Worker(new URL('./decode-worker.js', import.meta.url), { workerData });
     const slot: Slot = { worker, load: 0, broken: null };
     worker.on('message', (msg: { seq: number; failures: JobFailure[]; error?: string }) => {

@@ -16,7 +16,7 @@ import {
 import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BlobCodec } from '../format/index.js';
-import type { DecodeJob, FileTable, FinishJob, JobFailure, PoolJob, SetupJob } from './decode-pool.js';
+import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, PoolJob, SetupJob } from './decode-pool.js';
 
 /**
  * A worker of the decode pool: opens, decompresses and verifies the blobs of one ranged GET and writes
@@ -24,7 +24,7 @@ import type { DecodeJob, FileTable, FinishJob, JobFailure, PoolJob, SetupJob } f
  * go back to the main thread. Synchronous calls are the point here: a file costs a few syscalls on
  * this thread instead of a thread-pool round trip per call on the main one.
  */
-const { encKey, idKey } = workerData as { encKey: Uint8Array | null; idKey: Uint8Array | null };
+const { encKey, idKey, slab, cellSize } = workerData as DecodeWorkerData;
 const codec = new BlobCodec(encKey && idKey ? { encKey: Buffer.from(encKey), idKey: Buffer.from(idKey) } : null);
 const CREATE = constants.O_WRONLY | constants.O_CREAT;
 const NO_FILES: FileTable = { paths: [], tmpPrefix: '', modes: new Uint16Array(), mtimes: new Float64Array(), pieces: new Uint32Array() };
@@ -49,7 +49,7 @@ parentPort?.on('message', ({ seq, job }: { seq: number; job: PoolJob }) => {
 });
 
 function decodeJob(job: DecodeJob, failures: JobFailure[]): void {
-  const bytes = Buffer.from(job.buf);
+  const bytes = job.buf ? Buffer.from(job.buf) : Buffer.from(slab, job.cell * cellSize, job.length);
   const fds = new Map<number, number>();
   try {
     let w = 0;

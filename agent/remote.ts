@@ -1,5 +1,6 @@
 import { Agent } from 'node:https';
-import { createClient, type FileStat, type WebDAVClient } from 'webdav';
+import { Readable } from 'node:stream';
+import { createClient, type FileStat, type Response, type WebDAVClient } from 'webdav';
 
 /** How the agent reaches its gateway: URL, client certificate and the CA that signed the gateway's. */
 export interface GatewayTarget {
@@ -24,6 +25,12 @@ export class RemoteError extends Error {
 /** What the backup and restore code needs from the gateway (STYLE.md: callers name the narrow interface). */
 export interface Remote {
   getFile(path: string, range?: { start: number; end: number }): Promise<Buffer | null>;
+  /**
+   * Reads bytes [start, start + dest.length) of path into dest, copying them once (restore fetches
+   * most of the repository this way). False when the file does not exist; throws RemoteError. Optional:
+   * readRangeInto() falls back on getFile for a Remote without it.
+   */
+  readRange?(path: string, start: number, dest: Uint8Array): Promise<boolean>;
   putFile(path: string, bytes: Buffer): Promise<void>;
   list(path: string): Promise<string[]>;
   /** The blob index page: entries added after generation `since` (GET /.kura/index?since=N). */
@@ -62,6 +69,29 @@ export class GatewayRemote implements Remote {
     });
   }
 
+  /**
+   * The ranged GET goes through the client's customRequest so that the body streams straight into
+   * dest: getFileContents would gather it in pieces, join them and copy the join again.
+   */
+  async readRange(path: string, start: number, dest: Uint8Array): Promise<boolean> {
+    const headers = { Range: `bytes=${start}-${start + dest.length - 1}` };
+    return this.withRetry(`GET ${path}`, async () => {
+      let response: Response;
+      try {
+        response = await this.client.customRequest(path, { method: 'GET', headers });
+      } catch (err) {
+        if (statusOf(err) === 404) return false;
+        throw err;
+      }
+      if (response.status !== 206) {
+        discardBody(response);
+        throw new RemoteError(`GET ${path}: the gateway answered ${response.status} to a byte range request`, response.status, false);
+      }
+      await readBodyInto(response, dest, path);
+      return true;
+    });
+  }
+
   async putFile(path: string, bytes: Buffer): Promise<void> {
     await this.withRetry(`PUT ${path}`, () => this.client.putFileContents(path, bytes, { contentLength: bytes.length }));
   }
@@ -97,6 +127,55 @@ export class GatewayRemote implements Remote {
       }
     }
   }
+}
+
+/** readRange where the remote has it, else getFile and a copy; the same contract. */
+export async function readRangeInto(remote: Remote, path: string, start: number, dest: Uint8Array): Promise<boolean> {
+  if (remote.readRange) return remote.readRange(path, start, dest);
+  const bytes = await remote.getFile(path, { start, end: start + dest.length - 1 });
+  if (!bytes) return false;
+  if (bytes.length !== dest.length) throw new RemoteError(`GET ${path}: ${bytes.length} bytes where ${dest.length} were asked`, null, true);
+  dest.set(bytes);
+  return true;
+}
+
+/** The body as a Node stream, which node-fetch (under the webdav client in Node) gives; null otherwise. */
+function bodyOf(response: Response): Readable | null {
+  const body = (response as { body?: unknown }).body;
+  return body instanceof Readable ? body : null;
+}
+
+function discardBody(response: Response): void {
+  const body = bodyOf(response);
+  if (body) body.destroy();
+}
+
+/**
+ * Copies a response body into dest as it arrives (node-fetch, under the webdav client, gives a Node
+ * stream). A body cut short is a network failure (retried); one longer than asked is not.
+ */
+async function readBodyInto(response: Response, dest: Uint8Array, path: string): Promise<void> {
+  const body = bodyOf(response);
+  if (!body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length !== dest.length) throw new Error(`the body has ${bytes.length} bytes, not ${dest.length}`);
+    dest.set(bytes);
+    return;
+  }
+  let at = 0;
+  await new Promise<void>((resolve, reject) => {
+    body.on('data', (chunk: Buffer) => {
+      if (at + chunk.length > dest.length) {
+        body.destroy();
+        reject(new RemoteError(`GET ${path}: the gateway sent more bytes than the range holds`, response.status, false));
+        return;
+      }
+      dest.set(chunk, at);
+      at += chunk.length;
+    });
+    body.once('error', reject);
+    body.once('end', () => (at === dest.length ? resolve() : reject(new Error(`the body ended after ${at} of ${dest.length} bytes`))));
+  });
 }
 
 function statusOf(err: unknown): number | null {

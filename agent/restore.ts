@@ -4,7 +4,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import type { TreeEntry } from '../format/index.js';
 import { chunkFile } from './chunker.js';
 import { DecodePool, defaultWorkers, type DecodeJob, type FileTable, type JobFailure, type SetupJob } from './decode-pool.js';
-import type { Remote } from './remote.js';
+import { readRangeInto, type Remote } from './remote.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
 import { BlobReader, mergeRuns, packPath, TreeLoader } from './trees.js';
 
@@ -28,10 +28,11 @@ export interface RestoreCounts {
 
 /**
  * Neighbouring blobs of a pack are fetched by one ranged GET (mergeRuns) of at most this many bytes
- * (a single larger blob gets a request of its own). Larger requests
- * cost the gateway less per byte but hold more memory in the HTTP client; 4 MiB measured best.
+ * (a single larger blob gets a request of its own), into one cell of the pool's slab. Larger requests
+ * cost the gateway less CPU (8 MiB against 4: about 1.5 s less over a 1.7 GB restore), and the slab
+ * keeps memory fixed at cells × RUN_MAX; 16 MiB saved little more and starts decoding later.
  */
-const RUN_MAX = 4 << 20;
+const RUN_MAX = 8 << 20;
 /** Concurrent ranged GETs: the gateway remote keeps 4 sockets alive. */
 const FETCHERS = 4;
 /** Files without content, finished per worker job. */
@@ -86,7 +87,7 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [] };
   const workers = defaultWorkers();
   // Fetched bytes in flight: one run per fetcher, plus one queued per extra worker.
-  const pool = new DecodePool(repo.keys, workers, RUN_MAX * (FETCHERS + workers - 1));
+  const pool = new DecodePool(repo.keys, workers, { cells: FETCHERS + workers - 1, cellSize: RUN_MAX });
   try {
     const work = await planWork(repo, snapshot, opts, pool, counts);
     opts.onPlan?.(
@@ -231,14 +232,14 @@ class Transfer {
 
   /** One ranged GET, handed to the pool without waiting for it, so the next GET starts at once. */
   private async fetchRun(run: Run): Promise<void> {
-    await this.pool.reserve(run.size);
-    const bytes = await this.remote.getFile(packPath(run.pack), { start: run.start, end: run.start + run.size - 1 }).catch(() => null);
-    if (!bytes || bytes.length !== run.size) {
-      this.pool.release(run.size);
+    const buf = await this.pool.acquire(run.size);
+    const read = await readRangeInto(this.remote, packPath(run.pack), run.start, buf.bytes).catch(() => false);
+    if (!read) {
+      this.pool.release(buf);
       this.settle(run, [], `pack ${run.pack.slice(0, 12)} could not be read`);
       return;
     }
-    this.track(this.pool.decode(bytes, run.job).then((failures) => this.settle(run, failures, null)));
+    this.track(this.pool.decode(buf, run.job).then((failures) => this.settle(run, failures, null)));
   }
 
   /** Counts the run's pieces as done; a failure (of the run, a blob or a write) fails the files concerned. */

@@ -1,10 +1,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobCodec, generateKeys } from '../../format/index.js';
-import { DecodePool, type DecodeJob, type FileTable } from '../../agent/decode-pool.js';
+import { DecodePool, type DecodeJob, type FileTable, type JobFailure } from '../../agent/decode-pool.js';
 
 const keys = generateKeys();
 const codec = new BlobCodec(keys);
@@ -26,6 +27,13 @@ function fetched(plains: Buffer[], writes: number[][]): { bytes: Buffer; job: Pi
   };
 }
 
+/** What restore does with one ranged GET: bytes into a buffer of the pool, then a decode job. */
+async function decodeFetched(pool: DecodePool, bytes: Buffer, job: Pick<DecodeJob, 'ids' | 'blobs' | 'writes'>): Promise<JobFailure[]> {
+  const buf = await pool.acquire(bytes.length);
+  buf.bytes.set(bytes);
+  return pool.decode(buf, job);
+}
+
 describe('the restore decode pool writes verified blobs straight into files', () => {
   let dir: string;
   let pool: DecodePool;
@@ -33,7 +41,7 @@ describe('the restore decode pool writes verified blobs straight into files', ()
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kura-restore-pool-'));
-    pool = new DecodePool(keys, 2, 1 << 20);
+    pool = new DecodePool(keys, 2, { cells: 2, cellSize: 64 << 10 });
     const names = ['whole.txt', 'parts.bin', 'empty', 'damaged.bin'];
     table = {
       paths: names.map((n) => join(dir, n)),
@@ -60,8 +68,7 @@ describe('the restore decode pool writes verified blobs straight into files', ()
         [1, a.length],
       ],
     );
-    await pool.reserve(bytes.length);
-    assert.deepEqual(await pool.decode(bytes, job), []);
+    assert.deepEqual(await decodeFetched(pool, bytes, job), []);
     assert.deepEqual(await readFile(join(dir, 'whole.txt')), a);
     const st = await stat(join(dir, 'whole.txt'));
     assert.equal(st.mode & 0o7777, 0o640);
@@ -71,6 +78,31 @@ describe('the restore decode pool writes verified blobs straight into files', ()
     assert.equal((await stat(join(dir, 'parts.bin'))).mode & 0o7777, 0o600);
     assert.equal((await stat(join(dir, 'empty'))).size, 0);
     assert.equal((await stat(join(dir, 'empty'))).mode & 0o7777, 0o444);
+  });
+
+  it('decodes a run larger than a cell from memory of its own, and the cells stay usable', async () => {
+    const big = randomBytes(100 << 10);
+    const { bytes, job } = fetched([big], [[0, 0]]);
+    assert.ok(bytes.length > 64 << 10);
+    assert.deepEqual(await decodeFetched(pool, bytes, job), []);
+    assert.deepEqual(await readFile(join(dir, 'whole.txt')), big);
+    const small = fetched([Buffer.from('small')], [[0, 0]]);
+    assert.deepEqual(await decodeFetched(pool, small.bytes, small.job), []);
+    assert.deepEqual(await readFile(join(dir, 'whole.txt')), Buffer.from('small'));
+  });
+
+  it('hands out at most as many buffers as it has cells until one is given back', async () => {
+    const held = [await pool.acquire(10), await pool.acquire(10)];
+    assert.notEqual(held[0]!.cell, held[1]!.cell);
+    let third: Awaited<ReturnType<DecodePool['acquire']>> | null = null;
+    const waiting = pool.acquire(10).then((b) => (third = b));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(third, null, 'no cell is free');
+    pool.release(held[0]!);
+    await waiting;
+    assert.equal(third!.cell, held[0]!.cell);
+    pool.release(held[1]!);
+    pool.release(third!);
   });
 
   it('reports a damaged blob by its index, still writes the good one beside it, and leaves no file or temporary file for it', async () => {
@@ -83,8 +115,7 @@ describe('the restore decode pool writes verified blobs straight into files', ()
       ],
     );
     bytes[bytes.length - 1]! ^= 0xff;
-    await pool.reserve(bytes.length);
-    const failures = await pool.decode(bytes, job);
+    const failures = await decodeFetched(pool, bytes, job);
     assert.equal(failures.length, 1);
     assert.equal(failures[0]!.index, 1);
     assert.equal(failures[0]!.write, -1);
