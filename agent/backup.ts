@@ -14,6 +14,11 @@ export interface BackupOptions {
   exclude: string[];
   /** A local copy of the last snapshot's trees (still encrypted), so the next run reads them from disk. */
   treeCache?: string;
+  /**
+   * The walk of opts.folders (with opts.exclude and listings), if the caller started it early, while
+   * the repository was being opened; runBackup closes it.
+   */
+  scanner?: ScanThread;
   /** What this PC's last backup saw in each folder, so unchanged folders are not compared entry by entry. */
   folderCache?: string;
   isCancelled: () => boolean;
@@ -39,7 +44,7 @@ export async function runBackup(repo: Repository, opts: BackupOptions): Promise<
   const started = performance.now();
   // The readers start loading now, while the index, the snapshots and the parent's trees arrive.
   const pool = new FilePool(repo.keys, repo.chunker, FIRST_PACK_SIZE);
-  const scanner = new ScanThread();
+  const scanner = opts.scanner ?? new ScanThread(opts.folders, { exclude: opts.exclude, listings: true });
   try {
     return await backupWith(repo, opts, pool, scanner, started);
   } finally {

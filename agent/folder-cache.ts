@@ -54,9 +54,10 @@ export function folderKey(top: string, rel: string): string {
   return rel === '' ? top : `${top}/${rel}`;
 }
 
-/** What a listing digest covers of an entry (a tree entry, or a scan entry with its name). */
+/** What a listing digest covers of an entry: a tree entry (name), or a scan entry (rel, whose last part is the name). */
 export interface ListingEntry {
-  name: string;
+  name?: string;
+  rel?: string;
   type: string;
   mode: number;
   mtimeNs: string | bigint;
@@ -71,11 +72,33 @@ export interface ListingEntry {
  * Sizes count for files only (a tree records 0 for folders and links).
  */
 export function listingDigest(entries: readonly ListingEntry[]): string {
-  // Names and link targets carry their lengths, so no two listings can read alike.
-  let text = '';
+  // Fixed-width fields and length-prefixed names and targets, so no two listings can read alike;
+  // binary, because turning 64-bit mtimes into text cost more than the hashing.
+  let at = 0;
   for (const e of entries) {
-    const target = e.target === undefined ? '-' : `${e.target.length}:${e.target}`;
-    text += `${e.name.length}:${e.name} ${e.type} ${e.mode} ${e.mtimeNs} ${e.type === 'file' ? e.size : 0} ${e.ino ?? '-'} ${target}\n`;
+    const need = 3 * ((e.name ?? e.rel ?? '').length + (e.target?.length ?? 0)) + 40;
+    if (at + need > scratch.length) scratch = Buffer.concat([scratch.subarray(0, at), Buffer.allocUnsafe(Math.max(need, scratch.length))]);
+    const nameLength = scratch.write(nameOf(e), at + 4, 'utf8');
+    scratch.writeUInt32LE(nameLength, at);
+    at += 4 + nameLength;
+    scratch[at++] = TYPE_CODES[e.type] ?? 0;
+    scratch.writeUInt32LE(e.mode, at);
+    scratch.writeBigInt64LE(BigInt.asIntN(64, typeof e.mtimeNs === 'bigint' ? e.mtimeNs : BigInt(e.mtimeNs)), at + 4);
+    scratch.writeDoubleLE(e.type === 'file' ? e.size : 0, at + 12);
+    scratch.writeDoubleLE(e.ino ?? -1, at + 20);
+    at += 28;
+    const targetLength = e.target === undefined ? -1 : scratch.write(e.target, at + 4, 'utf8');
+    scratch.writeInt32LE(targetLength, at);
+    at += 4 + Math.max(0, targetLength);
   }
-  return hash('sha256', text, 'hex').slice(0, 32);
+  return hash('sha256', scratch.subarray(0, at), 'hex').slice(0, 32);
 }
+
+function nameOf(e: ListingEntry): string {
+  if (e.name !== undefined) return e.name;
+  const rel = e.rel ?? '';
+  return rel.slice(rel.lastIndexOf('/') + 1);
+}
+
+const TYPE_CODES: Record<string, number> = { file: 1, dir: 2, symlink: 3 };
+let scratch = Buffer.allocUnsafe(64 * 1024);

@@ -113,7 +113,7 @@ function byUtf8(a: string, b: string): number {
 /** Stats every name of the frame now; returns the digest of what it holds. */
 function listAll(frame: Frame, excluded: Excluder, warn: Warn): string {
   while (frame.next < frame.names.length) statBatch(frame, excluded, warn);
-  return listingDigest(frame.ready.map((e) => ({ ...e, name: e.rel.slice(e.rel.lastIndexOf('/') + 1) })));
+  return listingDigest(frame.ready);
 }
 
 /** The names in a directory below the root; one that cannot be listed is reported and looks empty. */

@@ -7,6 +7,7 @@ import { runBackup } from '../agent/backup.js';
 import { Cancelled } from '../agent/archiver.js';
 import { loadConfig, type AgentConfig, type ConfigFlags } from '../agent/config.js';
 import { GatewayRemote } from '../agent/remote.js';
+import { ScanThread } from '../agent/scan-thread.js';
 import { putWrappedKey, Repository, type OpenOptions, type SnapshotInfo } from '../agent/repository.js';
 import { runRestore } from '../agent/restore.js';
 import { encodeKeyFile } from '../format/index.js';
@@ -30,8 +31,11 @@ function withConnection(cmd: Command): Command {
     .option('--json', 'print JSON for scripts');
 }
 
-async function connect(flags: CommonFlags): Promise<{ config: AgentConfig; remote: GatewayRemote; identity: string }> {
-  const config = await loadConfig(flags);
+async function connect(
+  flags: CommonFlags,
+  loaded?: AgentConfig,
+): Promise<{ config: AgentConfig; remote: GatewayRemote; identity: string }> {
+  const config = loaded ?? (await loadConfig(flags));
   const [certPem, keyPem, caPem] = await Promise.all([
     readFile(config.cert, 'utf8'),
     readFile(config.key, 'utf8'),
@@ -45,8 +49,8 @@ async function connect(flags: CommonFlags): Promise<{ config: AgentConfig; remot
  * Connects and opens the repository, with this PC's index cache; `prefetch` names what the command
  * needs at once, fetched while the key is derived.
  */
-async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => OpenOptions['prefetch']) {
-  const { config, remote, identity } = await connect(flags);
+async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => OpenOptions['prefetch'], loaded?: AgentConfig) {
+  const { config, remote, identity } = await connect(flags, loaded);
   const repo = await Repository.open(
     remote,
     { passphrase: config.passphrase, keyFile: config.keyFile },
@@ -140,12 +144,18 @@ function pidFile(host: string): string {
 async function backup(folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }): Promise<void> {
   if (flags.cancel) return cancelRunning((await loadConfig(flags)).host, flags);
   if (flags.type !== 'incremental' && flags.type !== 'full') throw new Error('--type must be incremental or full');
-  const { config, repo, identity } = await openRepo(flags, (c) => ({
-    index: true,
-    snapshotsOf: flags.type === 'full' ? undefined : c.host,
-  }));
+  const config = await loadConfig(flags);
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
+  // The walk starts now, on its own thread, while the repository is opened (runBackup closes it).
+  const scanner = new ScanThread(targets, { exclude: config.exclude, listings: true });
+  const opened = await openRepo(flags, (c) => ({ index: true, snapshotsOf: flags.type === 'full' ? undefined : c.host }), config).catch(
+    async (err: unknown) => {
+      await scanner.close();
+      throw err;
+    },
+  );
+  const { repo, identity } = opened;
   const reporter = new AgentReporter(flags, 'backup');
   let cancelled = false;
   let skipped = 0;
@@ -163,6 +173,7 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
       host: config.host,
       type: flags.type,
       exclude: config.exclude,
+      scanner,
       treeCache: join(stateDir(), `trees-${identity}.bin`),
       folderCache: join(stateDir(), `folders-${identity}.json`),
       isCancelled: () => cancelled,

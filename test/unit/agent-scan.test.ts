@@ -196,49 +196,56 @@ describe('scan', () => {
 
 describe('scan on a worker thread (ScanThread)', () => {
   let tmp: string;
-  let thread: ScanThread;
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'kura-scan-thread-'));
-    thread = new ScanThread();
-  });
-  after(async () => {
-    await thread.close();
-    await rm(tmp, { recursive: true, force: true });
-  });
-  const onThread = async (root: string, opts: ScanOptions = {}) => {
-    const out: ScanEntry[] = [];
-    for await (const e of thread.scan(root, opts)) out.push(e);
-    return out;
-  };
-
-  it('yields exactly what scan() yields, in the same order, folder after folder (three batches, exclusions, links)', async () => {
     const files = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`d${i % 7}/f${i}.txt`, `file ${i}`]));
     await makeTree(tmp, { ...files, 'skip/me.tmp': 'x', 'node_modules/x/y.js': 'x', 'é/ñ.txt': 'unicode' });
     await symlink('d1/f1.txt', join(tmp, 'link'));
-    const opts = { exclude: ['*.tmp', 'node_modules'] };
-    const expected = await collect(tmp, opts);
-    assert.ok(expected.length > 1100);
-    assert.deepEqual(await onThread(tmp, opts), expected);
-    assert.deepEqual(await onThread(join(tmp, 'd3')), await collect(join(tmp, 'd3')), 'a second folder on the same thread');
+  });
+  after(async () => {
+    await rm(tmp, { recursive: true, force: true });
   });
 
-  it('throws as scan() does when the root is missing or not a directory, and goes on working after', async () => {
-    await assert.rejects(onThread(join(tmp, 'missing')), { code: 'ENOENT' });
-    await assert.rejects(onThread(join(tmp, 'd1', 'f1.txt')), { code: 'ENOTDIR' });
-    assert.equal((await onThread(join(tmp, 'd2'))).length, (await collect(join(tmp, 'd2'))).length);
+  it('yields exactly what scan() yields, in the same order, folder after folder (three batches, exclusions, links, listings)', async () => {
+    const opts = { exclude: ['*.tmp', 'node_modules'], listings: true };
+    const thread = new ScanThread([tmp, join(tmp, 'd3')], opts);
+    try {
+      const rootListings: string[] = [];
+      const expected = await collect(tmp, { ...opts, onRootListing: (d) => rootListings.push(d) });
+      assert.ok(expected.length > 1100);
+      assert.ok(expected.filter((e) => e.type === 'dir').every((e) => typeof e.listing === 'string'));
+      assert.deepEqual(await onThread(thread, tmp, { onRootListing: (d) => rootListings.push(d) }), expected);
+      assert.equal(rootListings.length, 2);
+      assert.equal(rootListings[0], rootListings[1], "the root's listing reaches the reader too");
+      assert.deepEqual(await onThread(thread, join(tmp, 'd3')), await collect(join(tmp, 'd3'), opts), 'the second folder');
+    } finally {
+      await thread.close();
+    }
   });
 
-  it('stops its worker when a walk is abandoned half way, and refuses to walk again', async () => {
-    const abandoned = new ScanThread();
-    for await (const e of abandoned.scan(tmp)) if (e.rel.startsWith('d2')) break;
-    await assert.rejects(onThreadOf(abandoned, tmp), /not after close/);
+  it('throws as scan() does when a root is missing or not a directory, and goes on with the next one', async () => {
+    const thread = new ScanThread([join(tmp, 'missing'), join(tmp, 'd1', 'f1.txt'), join(tmp, 'd2')]);
+    try {
+      await assert.rejects(onThread(thread, join(tmp, 'missing')), { code: 'ENOENT' });
+      await assert.rejects(onThread(thread, join(tmp, 'd1', 'f1.txt')), { code: 'ENOTDIR' });
+      assert.equal((await onThread(thread, join(tmp, 'd2'))).length, (await collect(join(tmp, 'd2'))).length);
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it('refuses folders out of order, stops its worker when a walk is abandoned half way, and then refuses to walk again', async () => {
+    const thread = new ScanThread([tmp, join(tmp, 'd2')]);
+    await assert.rejects(onThread(thread, join(tmp, 'd2')), /in that order/);
+    for await (const e of thread.scan(tmp)) if (e.rel.startsWith('d2')) break;
+    await assert.rejects(onThread(thread, join(tmp, 'd2')), /not after close/);
   });
 });
 
-async function onThreadOf(thread: ScanThread, root: string): Promise<number> {
+async function onThread(thread: ScanThread, root: string, opts: ScanOptions = {}): Promise<ScanEntry[]> {
   const seen: ScanEntry[] = [];
-  for await (const e of thread.scan(root)) seen.push(e);
-  return seen.length;
+  for await (const e of thread.scan(root, opts)) seen.push(e);
+  return seen;
 }
 
 /** An output that records what is written, with a settable TTY flag. */
