@@ -93,7 +93,7 @@ export interface JobFailure {
  * less memory and CPU.
  */
 export function defaultWorkers(): number {
-  return Math.min(3, Math.max(1, availableParallelism() - 1));
+  return Math.min(3, Math.max(1, availableParallelism()));
 }
 
 interface Pending {

@@ -6,7 +6,7 @@ import { chunkFile } from './chunker.js';
 import { DecodePool, defaultWorkers, type DecodeJob, type FileTable, type JobFailure, type SetupJob } from './decode-pool.js';
 import { readRangeInto, type Remote } from './remote.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
-import { BlobReader, mergeRuns, packPath, TreeLoader } from './trees.js';
+import { BlobReader, mergeRuns, packPath, TreeCache, TreeLoader } from './trees.js';
 
 export interface RestoreOptions {
   target: string;
@@ -16,6 +16,11 @@ export interface RestoreOptions {
   onPlan?: (files: number, bytes: number) => void;
   onFile?: (done: RestoreCounts) => void;
   onBytes?: (bytes: number) => void;
+  /**
+   * The backup's local tree cache (trees.ts), read but never written here: on the PC that made the
+   * snapshot, its trees come from disk instead of the gateway.
+   */
+  treeCache?: string;
 }
 
 export interface RestoreCounts {
@@ -106,7 +111,8 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
 /** Loads the snapshot's trees, creates its folders and links, and plans the files still to write. */
 async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions, pool: DecodePool, counts: RestoreCounts) {
   const index = await repo.index();
-  const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec));
+  const cache = opts.treeCache ? await TreeCache.load(opts.treeCache) : null;
+  const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec, cache));
   const root = repo.body(snapshot).tree;
   await trees.preload(root);
   // Into a folder that did not exist, nothing can be restored already: skip the per-file checks.

@@ -261,12 +261,13 @@ export function pickSnapshot(all: SnapshotInfo[], spec: string, host?: string): 
 }
 
 async function restore(spec: string, paths: string[], flags: CommonFlags & { target: string }): Promise<void> {
-  const { repo } = await openRepo(flags, () => ({ index: true, snapshotsOf: '' }));
+  const { repo, identity } = await openRepo(flags, () => ({ index: true, snapshotsOf: '' }));
   const snapshot = pickSnapshot(await repo.snapshots(), spec);
   const reporter = new AgentReporter(flags, 'restore');
   const counts = await runRestore(repo, snapshot, {
     target: resolve(flags.target),
     paths,
+    treeCache: join(stateDir(), `trees-${identity}.bin`),
     onPlan: (files, bytes) => reporter.progress.setTotals(files, bytes),
     onFile: () => reporter.progress.add(1, 0),
     onBytes: (b) => reporter.progress.add(0, b),
