@@ -58,7 +58,7 @@ function decodeJob(job: DecodeJob, failures: JobFailure[]): void {
       const id = job.ids.slice(64 * i, 64 * i + 64);
       let plain: Buffer | null = null;
       try {
-        plain = codec.decode(bytes.subarray(offset, offset + length), id, plainLength);
+        plain = codec.decodeTransient(bytes.subarray(offset, offset + length), id, plainLength);
       } catch (err) {
         failures.push({ index: i, write: -1, message: (err as Error).message });
       }

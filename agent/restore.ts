@@ -39,7 +39,7 @@ export interface RestoreCounts {
  */
 const RUN_MAX = 8 << 20;
 /** Concurrent ranged GETs: the gateway remote keeps 4 sockets alive. */
-const FETCHERS = 4;
+const FETCHERS = 6;
 /** Files without content, finished per worker job. */
 const EMPTY_BATCH = 256;
 

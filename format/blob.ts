@@ -72,7 +72,19 @@ export class BlobCodec {
    * 'bad-blob' when the bytes are malformed or do not hash to expectedId.
    */
   decode(stored: Buffer, expectedId: string, expectedPlainLength?: number): Buffer {
-    const plain = innerToPlain(this.openBox(stored, expectedId), expectedId, expectedPlainLength);
+    return this.decodeWith(stored, expectedId, expectedPlainLength, false);
+  }
+
+  /**
+   * decode(), but a compressed blob's plaintext is in a buffer that the next decodeTransient on this
+   * thread overwrites: for a caller that writes it out at once (a restore), it saves fresh memory.
+   */
+  decodeTransient(stored: Buffer, expectedId: string, expectedPlainLength?: number): Buffer {
+    return this.decodeWith(stored, expectedId, expectedPlainLength, true);
+  }
+
+  private decodeWith(stored: Buffer, expectedId: string, expectedPlainLength: number | undefined, transient: boolean): Buffer {
+    const plain = innerToPlain(this.openBox(stored, expectedId), expectedId, expectedPlainLength, transient);
     if (this.id(plain) !== expectedId) throw new FormatError('bad-blob', `blob ${expectedId}: the content does not match its id`);
     return plain;
   }
@@ -95,11 +107,11 @@ export function verifyPlainBlob(stored: Buffer, id: string, plainLength?: number
   return plainCodec.decode(stored, id, plainLength);
 }
 
-function innerToPlain(inner: Buffer, id: string, expectedLength: number | undefined): Buffer {
+function innerToPlain(inner: Buffer, id: string, expectedLength: number | undefined, transient: boolean): Buffer {
   if (inner.length === 0) throw new FormatError('bad-blob', `blob ${id} is empty: it lacks even its flag byte`);
   const flag = inner[0];
   const payload = inner.subarray(1);
-  if (flag === FLAG_ZSTD) return decompressFrame(payload, `blob ${id}`, MAX_BLOB_SIZE, expectedLength);
+  if (flag === FLAG_ZSTD) return decompressFrame(payload, `blob ${id}`, MAX_BLOB_SIZE, expectedLength, transient);
   if (flag !== FLAG_RAW) throw new FormatError('bad-blob', `blob ${id} has an unknown flag ${String(flag)}`);
   if (expectedLength !== undefined && payload.length !== expectedLength) {
     throw new FormatError('bad-blob', `blob ${id} holds ${payload.length} bytes, not the ${expectedLength} its pack lists`);

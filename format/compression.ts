@@ -50,13 +50,17 @@ function compressInto(plain: Buffer): number {
   return cctx.compress2(scratch, plain);
 }
 
+/** Where transient decompressions go (see decompressFrame). */
+let plainScratch = Buffer.alloc(0);
+
 /**
  * The content of one standard zstd frame. Refuses (FormatError 'bad-blob', naming `what`) anything
  * else: other frame kinds, dictionaries, trailing bytes, an undeclared content size, or a declared
  * size above maxSize or different from expectedSize, so that a tiny hostile frame cannot make a
- * reader allocate without bound.
+ * reader allocate without bound. With `transient`, the content is in a buffer that the next
+ * transient call on this thread overwrites.
  */
-export function decompressFrame(frame: Buffer, what: string, maxSize: number, expectedSize?: number): Buffer {
+export function decompressFrame(frame: Buffer, what: string, maxSize: number, expectedSize?: number, transient = false): Buffer {
   const refuse = (why: string) => new FormatError('bad-blob', `${what}: ${why}`);
   if (frame.length < 4 || frame.readUInt32LE(0) !== FRAME_MAGIC) throw refuse('the compressed payload is not a zstd frame');
   const size = frameHeader(frame, refuse);
@@ -64,7 +68,9 @@ export function decompressFrame(frame: Buffer, what: string, maxSize: number, ex
   if (expectedSize !== undefined && size !== expectedSize) {
     throw refuse(`the compressed payload declares ${size} bytes where ${expectedSize} were expected`);
   }
-  const out = Buffer.allocUnsafe(size);
+  // transient: into a buffer reused by the next transient call on this thread (no fresh memory to fault in).
+  if (transient && plainScratch.length < size) plainScratch = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20));
+  const out = transient ? plainScratch.subarray(0, size) : Buffer.allocUnsafe(size);
   let written: number;
   try {
     written = dctx.decompress(out, frame);

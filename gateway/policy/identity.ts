@@ -47,7 +47,7 @@ export class Identity {
 
   async authenticate(req: Request, res: Response): Promise<Principal> {
     const socket = req.socket as TLSSocket;
-    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
+    const peer = peerOf(socket);
     if (peer && Object.keys(peer).length > 0) {
       if (!socket.authorized) throw refusedCertificate(String(socket.authorizationError ?? 'unknown'));
       return this.run('client-cert', req, res);
@@ -71,11 +71,11 @@ export class Identity {
     const record = await this.certs.byFingerprint(peer.fingerprint256);
     if (!record) throw new KuraError('certificate-unknown', 'certificate-unknown: this certificate is not registered to any user');
     if (record.revokedAt) throw new KuraError('certificate-revoked', `certificate-revoked: revoked on ${record.revokedAt}`);
-    const x509 = new X509Certificate(peer.raw);
+    const x509 = certificateFacts(peer);
     const now = Date.now();
-    if (now < Date.parse(x509.validFrom)) throw new KuraError('certificate-not-yet-valid', 'certificate-not-yet-valid');
-    if (now > Date.parse(x509.validTo)) throw new KuraError('certificate-expired', 'certificate-expired');
-    if (!(x509.keyUsage ?? []).includes(CLIENT_AUTH_OID)) {
+    if (now < x509.validFrom) throw new KuraError('certificate-not-yet-valid', 'certificate-not-yet-valid');
+    if (now > x509.validTo) throw new KuraError('certificate-expired', 'certificate-expired');
+    if (!x509.clientAuth) {
       throw new KuraError('certificate-not-for-client-auth', 'certificate-not-for-client-auth: it does not allow clientAuth');
     }
     const user = await this.users.get(record.user);
@@ -90,6 +90,35 @@ export class Identity {
     return { user, via: 'app-password' };
   }
 }
+
+/**
+ * The peer certificate of a connection, read once per connection (it cannot change on it). Its
+ * registration, revocation and the user's status are still looked up on every request.
+ */
+function peerOf(socket: TLSSocket): PeerCertificate | null {
+  if (typeof socket.getPeerCertificate !== 'function') return null;
+  let peer = peers.get(socket);
+  if (!peer) peers.set(socket, (peer = socket.getPeerCertificate()));
+  return peer;
+}
+const peers = new WeakMap<TLSSocket, PeerCertificate>();
+
+/** What the checks need of a certificate, parsed once per certificate (its bytes never change). */
+function certificateFacts(peer: PeerCertificate): { validFrom: number; validTo: number; clientAuth: boolean } {
+  let facts = parsed.get(peer.fingerprint256);
+  if (!facts) {
+    const x509 = new X509Certificate(peer.raw);
+    facts = {
+      validFrom: Date.parse(x509.validFrom),
+      validTo: Date.parse(x509.validTo),
+      clientAuth: (x509.keyUsage ?? []).includes(CLIENT_AUTH_OID),
+    };
+    if (parsed.size >= 10_000) parsed.clear();
+    parsed.set(peer.fingerprint256, facts);
+  }
+  return facts;
+}
+const parsed = new Map<string, { validFrom: number; validTo: number; clientAuth: boolean }>();
 
 function refusedCertificate(reason: string): KuraError {
   if (reason === 'CERT_HAS_EXPIRED') return new KuraError('certificate-expired', 'certificate-expired: the certificate has expired');
