@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { KuraError } from '../errors.js';
 import type { MetaStore } from '../storage/meta-store.js';
@@ -20,7 +20,7 @@ export class AppPasswords {
   /** Creates a random password for the user; the clear text is returned once. */
   async add(userName: string, label = 'app password'): Promise<{ id: string; password: string }> {
     await this.users.get(userName);
-    const password = randomBytes(18).toString('base64url');
+    const password = newPassword();
     const salt = randomBytes(16);
     const hash = await scryptAsync(password, salt, 32);
     const record: AppPasswordRecord = {
@@ -73,3 +73,15 @@ export class AppPasswords {
     return hash;
   }
 }
+
+/**
+ * 24 characters from letters and digits without look-alikes (about 140 bits): nothing a shell or a
+ * command line reads as an option (base64url's leading '-' made litmus take a password for a flag).
+ */
+function newPassword(): string {
+  let out = '';
+  for (let i = 0; i < 24; i++) out += PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)];
+  return out;
+}
+
+const PASSWORD_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';

@@ -150,7 +150,8 @@ describe('kura admin (the real CLI over a data folder)', () => {
     const added = await admin(data, ['app-password', 'add', 'alice']);
     assertOk(added, 'app-password add');
     const password = added.stdout.trim().split('\n').at(-1) ?? '';
-    assert.match(password, /^[A-Za-z0-9_-]{20,}$/);
+    // Letters and digits only: a password must never look like a command-line option (litmus read a leading '-' as one).
+    assert.match(password, /^[A-Za-z0-9]{24}$/);
     const revoked = await admin(data, ['app-password', 'revoke', 'alice']);
     assertOk(revoked, 'app-password revoke');
     assert.match(revoked.stdout, /Revoked 1 app password of alice/);
