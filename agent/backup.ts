@@ -1,4 +1,4 @@
-import { encodeSnapshot, type SnapshotTotals } from '../format/index.js';
+import { encodeSnapshot, type SnapshotTotals, type SnapshotType } from '../format/index.js';
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { FilePool } from './file-pool.js';
 import { FolderCache } from './folder-cache.js';
@@ -10,7 +10,11 @@ import { BlobReader, packPath, TreeCache, TreeLoader } from './trees.js';
 export interface BackupOptions {
   folders: string[];
   host: string;
-  type: 'incremental' | 'full';
+  /**
+   * incremental: compared with the host's latest snapshot of any type; differential: with its latest
+   * full one; full and copy: every file read and hashed again (a copy is not a base for differentials).
+   */
+  type: SnapshotType;
   exclude: string[];
   /** A local copy of the last snapshot's trees (still encrypted), so the next run reads them from disk. */
   treeCache?: string;
@@ -31,6 +35,8 @@ export interface BackupOptions {
 
 export interface BackupResult {
   snapshotId: string;
+  /** The type recorded: the one asked for, except a differential without a full base (then full). */
+  type: SnapshotType;
   parent: string | null;
   totals: ArchiveTotals & { bytesUploaded: number; packs: number; durationMs: number };
 }
@@ -61,12 +67,14 @@ async function backupWith(
 ): Promise<BackupResult> {
   const [index, snapshots, treeCache, folderCache] = await Promise.all([
     repo.index(),
-    opts.type === 'full' ? [] : repo.snapshots(opts.host),
+    opts.type === 'full' || opts.type === 'copy' ? [] : repo.snapshots(opts.host),
     TreeCache.load(opts.treeCache ?? null),
     FolderCache.load(opts.folderCache ?? null),
   ]);
   const blobs = new BlobReader(repo.remote, index, repo.codec, treeCache);
-  const parent = latestOf(snapshots);
+  const parent = parentFor(opts.type, snapshots);
+  // A differential needs a full backup to differ from: without one, this backup is that full one.
+  const type: SnapshotType = opts.type === 'differential' && !parent ? 'full' : opts.type;
   const parentBody = parent ? repo.body(parent) : null;
   const parentRoot = parentBody?.tree ?? null;
   opts.onStart?.(parentBody?.totals ?? null);
@@ -107,7 +115,7 @@ async function backupWith(
     durationMs: Math.round(performance.now() - started),
   };
   const { id, bytes } = encodeSnapshot(
-    { time: new Date().toISOString(), host: opts.host, type: opts.type },
+    { time: new Date().toISOString(), host: opts.host, type },
     { tree: root, paths: opts.folders, parent: parent?.id ?? null, totals: snapshotTotals(totals) },
     repo.keys,
   );
@@ -124,11 +132,14 @@ async function backupWith(
   } finally {
     await caches;
   }
-  return { snapshotId: id, parent: parent?.id ?? null, totals };
+  return { snapshotId: id, type, parent: parent?.id ?? null, totals };
 }
 
-function latestOf(snapshots: SnapshotInfo[]): SnapshotInfo | null {
-  return snapshots[snapshots.length - 1] ?? null;
+/** The snapshot a backup of this type compares with (snapshots oldest first), or null. */
+export function parentFor(type: SnapshotType, snapshots: readonly SnapshotInfo[]): SnapshotInfo | null {
+  if (type === 'full' || type === 'copy') return null;
+  const candidates = type === 'differential' ? snapshots.filter((s) => s.type === 'full') : snapshots;
+  return candidates[candidates.length - 1] ?? null;
 }
 
 function snapshotTotals(t: BackupResult['totals']) {

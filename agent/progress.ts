@@ -52,6 +52,8 @@ export interface SummaryField {
   key: string;
   label: string;
   value: number | string;
+  /** The value in JSON when it differs from what a person reads (e.g. null for "none"). */
+  json?: number | string | null;
   /** How to show a number: a count (1,234, the default), bytes (1.23 GB) or seconds (1:05). */
   unit?: 'count' | 'bytes' | 'seconds';
 }
@@ -154,7 +156,7 @@ export class Progress {
     if (this.lineShown) this.out.write('\n');
     this.lineShown = false;
     if (this.mode === 'json') {
-      const values = Object.fromEntries(fields.map((f) => [f.key, f.value]));
+      const values = Object.fromEntries(fields.map((f) => [f.key, f.json !== undefined ? f.json : f.value]));
       return void this.out.write(
         JSON.stringify({ event: 'summary', operation: this.operation, elapsedMs: Math.round(elapsedMs), ...values }) + '\n',
       );

@@ -10,7 +10,7 @@ import { GatewayRemote } from '../agent/remote.js';
 import { ScanThread } from '../agent/scan-thread.js';
 import { putWrappedKey, Repository, type OpenOptions, type SnapshotInfo } from '../agent/repository.js';
 import { runRestore } from '../agent/restore.js';
-import { encodeKeyFile } from '../format/index.js';
+import { encodeKeyFile, type SnapshotType } from '../format/index.js';
 import { AgentReporter } from './agent-report.js';
 
 interface CommonFlags extends ConfigFlags {
@@ -62,7 +62,7 @@ async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => 
 export function addAgentCommands(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
   addKeyCommands(program, run);
   withConnection(program.command('backup [folders...]').description("back up folders (or the config file's folders) to the gateway"))
-    .option('--type <type>', 'incremental (default) or full', 'incremental')
+    .option('--type <type>', 'incremental (default), differential, full or copy', 'incremental')
     .option('--exclude <glob...>', 'leave out matching paths')
     .option('--cancel', 'stop the backup running for this host, cleanly')
     .action((folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }) => run(() => backup(folders, flags), flags.json));
@@ -141,15 +141,23 @@ function pidFile(host: string): string {
   return join(stateDir(), `backup-${host}.pid`);
 }
 
+const SNAPSHOT_TYPES: readonly SnapshotType[] = ['incremental', 'differential', 'full', 'copy'];
+
+function isSnapshotType(type: string): type is SnapshotType {
+  return (SNAPSHOT_TYPES as readonly string[]).includes(type);
+}
+
 async function backup(folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }): Promise<void> {
   if (flags.cancel) return cancelRunning((await loadConfig(flags)).host, flags);
-  if (flags.type !== 'incremental' && flags.type !== 'full') throw new Error('--type must be incremental or full');
+  const type = flags.type;
+  if (!isSnapshotType(type)) throw new Error(`--type must be incremental, differential, full or copy, not ${type}`);
   const config = await loadConfig(flags);
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
   // The walk starts now, on its own thread, while the repository is opened (runBackup closes it).
   const scanner = new ScanThread(targets, { exclude: config.exclude, listings: true });
-  const opened = await openRepo(flags, (c) => ({ index: true, snapshotsOf: flags.type === 'full' ? undefined : c.host }), config).catch(
+  const compares = type === 'incremental' || type === 'differential';
+  const opened = await openRepo(flags, (c) => ({ index: true, snapshotsOf: compares ? c.host : undefined }), config).catch(
     async (err: unknown) => {
       await scanner.close();
       throw err;
@@ -171,7 +179,7 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
     const result = await runBackup(repo, {
       folders: targets,
       host: config.host,
-      type: flags.type,
+      type,
       exclude: config.exclude,
       scanner,
       treeCache: join(stateDir(), `trees-${identity}.bin`),
@@ -191,6 +199,11 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
         reporter.note(`skipped ${path}: ${(err as Error).message}`);
       },
     });
+    if (type === 'differential' && result.type === 'full') {
+      reporter.note(
+        `${config.host} had no full backup to differ from: this backup was made as a full one, the base for the next differentials.`,
+      );
+    }
     reporter.backupSummary(result);
     if (skipped > 0) {
       // As restic does: the snapshot is committed, but a script must know it is incomplete.

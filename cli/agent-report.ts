@@ -26,7 +26,8 @@ export class AgentReporter {
     this.progress.stop();
     const fields: SummaryField[] = [
       { key: 'snapshot', label: 'snapshot', value: r.snapshotId },
-      { key: 'parent', label: 'parent', value: r.parent ?? 'none' },
+      { key: 'type', label: 'type', value: r.type },
+      { key: 'parent', label: 'compared with', value: r.parent ?? 'none (every file read)', json: r.parent },
       { key: 'files', label: 'files', value: t.files },
       { key: 'newFiles', label: 'new files', value: t.newFiles },
       { key: 'changedFiles', label: 'changed files', value: t.changedFiles },
