@@ -110,8 +110,7 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
 
 /** Loads the snapshot's trees, creates its folders and links, and plans the files still to write. */
 async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions, pool: DecodePool, counts: RestoreCounts) {
-  const index = await repo.index();
-  const cache = opts.treeCache ? await TreeCache.load(opts.treeCache) : null;
+  const [index, cache] = await Promise.all([repo.index(), opts.treeCache ? TreeCache.load(opts.treeCache) : null]);
   const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec, cache));
   const root = repo.body(snapshot).tree;
   await trees.preload(root);
@@ -120,17 +119,27 @@ async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreO
   await mkdir(opts.target, { recursive: true });
   const layout: Layout = { dirs: [], links: [], files: [] };
   await walk(trees, root, '', (rel, entry) => place(layout, opts, rel, entry));
-  await pool.run({ kind: 'setup', mkdirs: layout.dirs.map((d) => d.path), symlinks: layout.links, replace: !fresh, dirMetas: [] });
-  const files = fresh ? layout.files : await unrestored(layout.files, repo, opts, counts);
-  counts.files += files.length;
-  const work = planTransfer(files, index, opts.target);
+  // The folders are made on a worker while this thread plans the transfer.
+  const setup = pool.run({ kind: 'setup', mkdirs: layout.dirs.map((d) => d.path), symlinks: layout.links, replace: !fresh, dirMetas: [] });
+  const planned = (async () => {
+    const files = fresh ? layout.files : await unrestored(layout.files, repo, opts, counts);
+    counts.files += files.length;
+    return planTransfer(files, index, opts.target);
+  })();
+  const [, work] = await Promise.all([setup, planned]);
   work.dirMetas = layout.dirs.reverse().map((d) => ({ path: d.path, mode: d.entry.mode & 0o7777, mtime: mtimeSeconds(d.entry) }));
   return work;
 }
 
+/** target/rel as a native path (rel is '/'-separated and normal, target absolute), without path.join's normalising. */
+function under(target: string, rel: string): string {
+  const native = sep === '/' ? rel : rel.split('/').join(sep);
+  return target.endsWith(sep) ? target + native : target + sep + native;
+}
+
 function place(layout: Layout, opts: RestoreOptions, rel: string, entry: TreeEntry): void {
   if (!selected(rel, opts.paths)) return;
-  const path = join(opts.target, rel);
+  const path = under(opts.target, rel);
   if (entry.type === 'dir') layout.dirs.push({ path, entry });
   else if (entry.type === 'symlink') layout.links.push({ path, target: entry.target ?? '' });
   else layout.files.push({ rel, entry });
@@ -157,7 +166,7 @@ async function unrestored(files: Layout['files'], repo: Repository, opts: Restor
 /** The file table for the workers, and the blobs to fetch grouped by pack into runs of neighbours. */
 function planTransfer(files: Layout['files'], index: Map<string, BlobLocation>, target: string): Work {
   const table: FileTable = {
-    paths: files.map((f) => join(target, f.rel)),
+    paths: files.map((f) => under(target, f.rel)),
     tmpPrefix: `.kura-restore-${randomBytes(6).toString('hex')}-`,
     modes: Uint16Array.from(files, (f) => f.entry.mode & 0o7777),
     mtimes: Float64Array.from(files, (f) => mtimeSeconds(f.entry)),
