@@ -2,6 +2,7 @@ import { encodeSnapshot, type SnapshotTotals, type SnapshotType } from '../forma
 import { Archiver, Cancelled, type ArchiveTotals } from './archiver.js';
 import { FilePool } from './file-pool.js';
 import { FolderCache } from './folder-cache.js';
+import { RemoteError } from './remote.js';
 import { ScanThread } from './scan-thread.js';
 import { FIRST_PACK_SIZE, Packer } from './packer.js';
 import type { Repository, SnapshotInfo } from './repository.js';
@@ -128,7 +129,16 @@ async function backupWith(
     packer.uploadedPacks > 0 ? repo.refreshIndex() : null,
   ]).catch(() => undefined);
   try {
-    await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
+    await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes).catch((err: unknown) => {
+      if (err instanceof RemoteError && /snapshot-limit-reached/.test(err.message)) {
+        throw new RemoteError(
+          `${err.message}. The data this backup uploaded stays on the gateway: once there is room, the next backup only records the snapshot.`,
+          err.status,
+          false,
+        );
+      }
+      throw err;
+    });
   } finally {
     await caches;
   }

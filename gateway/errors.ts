@@ -20,6 +20,7 @@ export type KuraErrorCode =
   | 'contract-suspended'
   | 'contract-cancelled'
   | 'access-limit-reached'
+  | 'snapshot-limit-reached'
   // requests and storage
   | 'bad-request'
   | 'bad-path'

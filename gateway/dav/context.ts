@@ -18,6 +18,8 @@ export interface UserSpace {
   props: DeadPropStore;
   space: SpaceGuard;
   quotaBytes: number;
+  /** The contract's limit on snapshot records (all hosts together). */
+  maxSnapshots: number;
   usedBytes: () => Promise<number>;
 }
 

@@ -18,6 +18,7 @@ const STATUS: Record<KuraErrorCode, number> = {
   'contract-suspended': 403,
   'contract-cancelled': 403,
   'access-limit-reached': 403,
+  'snapshot-limit-reached': 403,
   forbidden: 403,
   'read-only': 403,
   'propfind-finite-depth': 403,

@@ -103,6 +103,7 @@ async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<stri
     props: new DeadPropStore(dirs.props),
     space: admission.space,
     quotaBytes: admission.contract.quotaBytes,
+    maxSnapshots: admission.contract.maxSnapshots,
     usedBytes: () => deps.usedBytes(user.name),
   };
 }

@@ -126,3 +126,41 @@ describe('backup types: incremental, differential, full and copy, each restoring
     assert.match(r.stderr, /--type must be incremental, differential, full or copy, not weekly/);
   });
 });
+
+describe("the contract's snapshot limit", () => {
+  let gw: TestGateway;
+  let work: string;
+
+  before(async () => {
+    gw = await startTestGateway();
+    work = await makeTempDir('kura-snapshot-limit-');
+  });
+  after(async () => {
+    await gw.close();
+    await removeTempDir(work);
+  });
+
+  it('refuses the fourth snapshot of a 3-snapshot contract with 403 snapshot-limit-reached and a way out; once raised, the next backup only records it', async () => {
+    const user = await gw.addUser('limited', { maxSnapshots: 3 });
+    const env = await agentEnv(gw, user, { passphrase: 'limit passphrase', under: work });
+    await mustAgent(env, ['key', 'init']);
+    const src = join(work, 'data');
+    await createDataset(src);
+    for (let round = 1; round <= 3; round++) {
+      await mustAgent(env, ['backup', src, '--json']);
+      await mutateDataset(src, round);
+    }
+    const refused = await agent(env, ['backup', src]);
+    assert.notEqual(refused.code, 0, 'the fourth backup fails');
+    assert.match(refused.stderr, /403: snapshot-limit-reached: the contract allows 3 snapshots and 3 are stored; forget old snapshots/);
+    assert.match(refused.stderr, /the next backup only records the snapshot/);
+    assert.doesNotMatch(refused.stderr, /\n\s+at /, 'no stack trace');
+    const listed = JSON.parse(await mustAgent(env, ['snapshots', '--json'])) as unknown[];
+    assert.equal(listed.length, 3, 'still three snapshots');
+
+    await gw.policy.contracts.set(user.name, { maxSnapshots: 4 });
+    const fourth = summaryOf(await mustAgent(env, ['backup', src, '--json']));
+    assert.ok(fourth.bytesUploaded < 64 * 1024, `the data was already there: ${fourth.bytesUploaded} bytes uploaded`);
+    assert.equal((JSON.parse(await mustAgent(env, ['snapshots', '--json'])) as unknown[]).length, 4);
+  });
+});

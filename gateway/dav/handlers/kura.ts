@@ -33,7 +33,7 @@ export async function putKura(ctx: DavContext): Promise<void> {
   const n = ctx.path.length;
   if (kind === 'config' && n === 2) return putRecord(ctx, (bytes) => void decodeConfig(bytes));
   if (kind === 'keys' && n === 3 && a) return putRecord(ctx, (bytes) => requireHashName(bytes, a));
-  if (kind === 'snapshots' && n === 4 && a && b) return putRecord(ctx, (bytes) => checkSnapshot(bytes, a, b));
+  if (kind === 'snapshots' && n === 4 && a && b) return putSnapshot(ctx, a, b);
   if (kind === 'packs' && n === 4 && a && b) return putPack(ctx, a, b);
   throw new KuraError('forbidden', 'forbidden: the agent area takes only config, keys/<id>, packs/<xx>/<id> and snapshots/<host>/<id>');
 }
@@ -54,6 +54,46 @@ export async function getIndex(ctx: DavContext): Promise<void> {
   ctx.res.setHeader('Cache-Control', 'no-store');
   ctx.res.setHeader('Content-Length', Buffer.byteLength(body));
   ctx.res.end(ctx.req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * A snapshot record commits a backup: refused with 403 snapshot-limit-reached when the contract's
+ * limit is reached (a repeat of a stored record is not a new snapshot). One at a time per user, so two
+ * agents cannot both take the last place.
+ */
+function putSnapshot(ctx: DavContext, host: string, id: string): Promise<void> {
+  const previous = snapshotCommits.get(ctx.user.id) ?? Promise.resolve();
+  const next = previous.then(async () => {
+    if (!(await ctx.user.kura.stat(ctx.path.slice(1)))) {
+      const stored = await countSnapshots(ctx);
+      const max = ctx.user.maxSnapshots;
+      if (stored >= max) {
+        throw new KuraError(
+          'snapshot-limit-reached',
+          `snapshot-limit-reached: the contract allows ${max} snapshots and ${stored} are stored; forget old snapshots to make room, or ask the operator to raise the limit`,
+        );
+      }
+    }
+    await putRecord(ctx, (bytes) => checkSnapshot(bytes, host, id));
+  });
+  const settled = next.catch(() => undefined);
+  snapshotCommits.set(ctx.user.id, settled);
+  void settled.then(() => {
+    if (snapshotCommits.get(ctx.user.id) === settled) snapshotCommits.delete(ctx.user.id);
+  });
+  return next;
+}
+
+const snapshotCommits = new Map<string, Promise<unknown>>();
+
+/** Snapshot records stored for every host. */
+async function countSnapshots(ctx: DavContext): Promise<number> {
+  if (!(await ctx.user.kura.stat(['snapshots']))) return 0;
+  const hosts = (await ctx.user.kura.list(['snapshots'])).filter((e) => e.type === 'collection');
+  const counts = await Promise.all(
+    hosts.map(async (h) => (await ctx.user.kura.list(['snapshots', h.name])).filter((e) => e.type !== 'collection').length),
+  );
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 async function putRecord(ctx: DavContext, check: (bytes: Buffer) => void): Promise<void> {
