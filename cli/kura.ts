@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { addAdminCommands } from './admin.js';
 import { addAgentCommands } from './agent-commands.js';
+import { addCheckCommand } from './check-commands.js';
 import { fail } from './output.js';
 
 const program = new Command();
@@ -24,4 +25,5 @@ addAgentCommands(program, async (fn, json) => {
     fail(err, { json });
   }
 });
+addCheckCommand(program, (fn, json) => fn().catch((err: unknown) => fail(err, { json })));
 await program.parseAsync(process.argv);

@@ -1,5 +1,5 @@
-import { open, mkdir, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { IndexEntry } from '../../format/index.js';
 import { KuraError } from '../errors.js';
@@ -16,7 +16,18 @@ type Line = z.infer<typeof Line>;
 
 interface Loaded {
   size: number;
+  /** The file's inode: a replaced index (replace(), from another process too) is read again whatever its size. */
+  ino: number;
   lines: Line[];
+}
+
+/** The index file's name in an area's meta folder (AreaDirs.meta). */
+export const INDEX_FILE_NAME = 'index.ndjson';
+
+/** One pack's blobs, as the index holds them. */
+export interface IndexedPack {
+  pack: string;
+  blobs: Omit<IndexedBlob, 'pack'>[];
 }
 
 const chains = new Map<string, Promise<unknown>>();
@@ -37,6 +48,47 @@ export class BlobIndex {
     return { generation: lines.length, entries };
   }
 
+  /**
+   * Every indexed pack with its blobs, in index order (a pack indexed twice appears twice).
+   * Throws KuraError('conflict') when the file is damaged.
+   */
+  async list(): Promise<IndexedPack[]> {
+    return (await this.load()).map((l) => ({ pack: l.pack, blobs: expand(l).map(({ pack: _pack, ...b }) => b) }));
+  }
+
+  /** Whether the index file exists at all (a missing one reads as empty). */
+  async exists(): Promise<boolean> {
+    return (await stat(this.file).catch(() => null)) !== null;
+  }
+
+  /**
+   * Replaces the whole index with packs, numbered 1… in the given order: written to a temp file
+   * beside it, fsynced, then renamed over it, so a reader sees the old index or the new one, never a
+   * mix. The generation becomes packs.length; an agent whose cached generation is higher reads the
+   * index again from the start (agent/repository.ts).
+   */
+  async replace(packs: IndexedPack[]): Promise<void> {
+    await this.serialised(async () => {
+      await mkdir(dirname(this.file), { recursive: true });
+      const tmp = join(dirname(this.file), `.${INDEX_FILE_NAME}.${process.pid}.tmp`);
+      const text = packs.map((p, i) => JSON.stringify(toLine(i + 1, p.pack, p.blobs)) + '\n').join('');
+      try {
+        const fh = await open(tmp, 'w');
+        try {
+          await fh.write(text);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, this.file);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+      await syncDir(dirname(this.file));
+      cache.delete(this.file);
+    });
+  }
+
   /** The ids of every indexed pack. */
   async packs(): Promise<Set<string>> {
     return new Set((await this.load()).map((l) => l.pack));
@@ -47,7 +99,7 @@ export class BlobIndex {
     return this.serialised(async () => {
       const lines = await this.load();
       if (lines.some((l) => l.pack === pack)) return lines.length;
-      const line: Line = { g: lines.length + 1, pack, blobs: blobs.map((b) => [b.id, b.type, b.offset, b.length, b.plainLength]) };
+      const line = toLine(lines.length + 1, pack, blobs);
       await mkdir(dirname(this.file), { recursive: true });
       const fh = await open(this.file, 'a');
       try {
@@ -61,13 +113,15 @@ export class BlobIndex {
   }
 
   private async load(): Promise<Line[]> {
-    const size = (await stat(this.file).catch(() => null))?.size ?? 0;
-    const known = cache.get(this.file);
+    const st = await stat(this.file).catch(() => null);
+    const size = st?.size ?? 0;
+    const ino = st?.ino ?? 0;
+    const known = cache.get(this.file)?.ino === ino ? cache.get(this.file) : undefined;
     if (known && known.size === size) return known.lines;
     const from = known && known.size < size ? known.size : 0;
     const lines = from === 0 ? [] : [...(known?.lines ?? [])];
     lines.push(...(await readLines(this.file, from, size)));
-    cache.set(this.file, { size, lines });
+    cache.set(this.file, { size, ino, lines });
     return lines;
   }
 
@@ -78,6 +132,21 @@ export class BlobIndex {
       next.catch(() => undefined),
     );
     return next;
+  }
+}
+
+function toLine(g: number, pack: string, blobs: Omit<IndexedBlob, 'pack'>[]): Line {
+  return { g, pack, blobs: blobs.map((b) => [b.id, b.type, b.offset, b.length, b.plainLength]) };
+}
+
+/** Makes a rename in dir durable (where the platform allows opening a folder). */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => null);
+  if (!fh) return;
+  try {
+    await fh.sync().catch(() => undefined);
+  } finally {
+    await fh.close();
   }
 }
 
@@ -96,11 +165,19 @@ async function readLines(file: string, from: number, to: number): Promise<Line[]
       .split('\n')
       .filter((t) => t.trim() !== '')
       .map((t) => {
-        const parsed = Line.safeParse(JSON.parse(t));
+        const parsed = Line.safeParse(parseJson(t));
         if (!parsed.success) throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
         return parsed.data;
       });
   } finally {
     await fh.close();
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
