@@ -1,0 +1,119 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobCodec, PackBuilder, type PackEntry } from '../../format/index.js';
+import { KuraError } from '../../gateway/errors.js';
+import { BlobIndex, type IndexedPack } from '../../gateway/storage/blob-index.js';
+import type { AreaDirs } from '../../gateway/storage/data-dir.js';
+import { checkArea, compareWithIndex, listPackFiles, rebuildIndex } from '../../gateway/storage/pack-check.js';
+
+const hex = (c: string) => c.repeat(64);
+const entry = (id: string, offset: number, length = 10): PackEntry => ({ id, type: 'data', offset, length, plainLength: length });
+const indexed = (pack: string, entries: PackEntry[]): IndexedPack => ({
+  pack,
+  blobs: entries.map((e) => ({ id: e.id, type: 'd' as const, offset: e.offset, length: e.length, plainLength: e.plainLength })),
+});
+
+let root: string;
+
+describe('gateway: pack check', () => {
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'kura-pack-check-'));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('compareWithIndex: packs not indexed, entries that disagree, indexed packs missing; duplicates are fine', () => {
+    const [a, b, c, gone] = [hex('a'), hex('b'), hex('c'), hex('d')];
+    const scanned = [
+      { id: a, entries: [entry(hex('1'), 9), entry(hex('2'), 19)] },
+      { id: b, entries: [entry(hex('3'), 9)] },
+      { id: c, entries: [entry(hex('4'), 9)] },
+      { id: hex('e'), entries: null },
+    ];
+    const index = [
+      indexed(a, scanned[0]!.entries!),
+      indexed(a, scanned[0]!.entries!),
+      indexed(c, [entry(hex('4'), 10)]),
+      indexed(gone, [entry(hex('5'), 9)]),
+    ];
+    assert.deepEqual(
+      compareWithIndex(scanned, index).map((p) => [p.kind, p.pack, p.blobs]),
+      [
+        ['not-indexed', b, [hex('3')]],
+        ['index-disagrees', c, [hex('4')]],
+        ['missing-pack', gone, [hex('5')]],
+      ],
+    );
+    assert.deepEqual(compareWithIndex(scanned.slice(0, 1), index.slice(0, 1)), []);
+  });
+
+  it('listPackFiles: only packs/<2 hex>/<64 hex id> counts; anything else is a bad name', async () => {
+    const packs = join(root, 'list-packs');
+    await mkdir(join(packs, 'aa'), { recursive: true });
+    await mkdir(join(packs, 'ZZ'));
+    await writeFile(join(packs, 'aa', hex('a')), 'x');
+    await writeFile(join(packs, 'aa', hex('b')), 'x');
+    await writeFile(join(packs, 'aa', 'note.txt'), 'x');
+    await writeFile(join(packs, 'stray'), 'x');
+    const { files, problems } = await listPackFiles(packs);
+    assert.deepEqual(
+      files.map((f) => f.id),
+      [hex('a')],
+    );
+    assert.deepEqual(problems.map((p) => p.pack).sort(), ['ZZ', `aa/${hex('b')}`, 'aa/note.txt', 'stray']);
+    assert.deepEqual(await listPackFiles(join(root, 'none')), { files: [], problems: [] });
+  });
+
+  it('BlobIndex.replace swaps the file atomically; another process replacing it is seen even at the same size', async () => {
+    const file = join(root, 'meta', 'index.ndjson');
+    const index = new BlobIndex(file);
+    await index.add(hex('a'), indexed(hex('a'), [entry(hex('1'), 9)]).blobs);
+    await index.replace([indexed(hex('b'), [entry(hex('2'), 9)]), indexed(hex('c'), [entry(hex('3'), 9)])]);
+    assert.deepEqual(
+      (await index.list()).map((p) => p.pack),
+      [hex('b'), hex('c')],
+    );
+    assert.equal((await index.since(0)).generation, 2);
+    // The same lines with c first, written by "another process": the same size, a new inode.
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    const swapped = [lines[1]!.replace('"g":2', '"g":1'), lines[0]!.replace('"g":1', '"g":2')].join('\n') + '\n';
+    const other = join(root, 'meta', 'other');
+    await writeFile(other, swapped);
+    assert.equal(swapped.length, (await readFile(file, 'utf8')).length);
+    await rename(other, file);
+    assert.deepEqual(
+      (await index.list()).map((p) => p.pack),
+      [hex('c'), hex('b')],
+    );
+    await writeFile(file, 'not json\n');
+    await assert.rejects(index.list(), (e: unknown) => e instanceof KuraError && e.code === 'conflict');
+  });
+
+  it('checkArea and rebuildIndex over a real area: a damaged index is reported, then rebuilt from the trailers', async () => {
+    const dirs: AreaDirs = { files: '', kura: join(root, 'area', 'kura'), meta: join(root, 'area', 'meta'), props: '', tmp: '' };
+    const codec = new BlobCodec(null);
+    const builder = new PackBuilder();
+    const plain = randomBytes(2000);
+    builder.add(codec.id(plain), 'data', codec.encode(plain), plain.length);
+    const pack = builder.finish();
+    await mkdir(join(dirs.kura, 'packs', pack.id.slice(0, 2)), { recursive: true });
+    await writeFile(join(dirs.kura, 'packs', pack.id.slice(0, 2), pack.id), pack.bytes);
+    await mkdir(dirs.meta, { recursive: true });
+    await writeFile(join(dirs.meta, 'index.ndjson'), '{"g":1,"pack":"oops"}\n');
+    const first = await checkArea(dirs);
+    assert.deepEqual(
+      first.problems.map((p) => p.kind),
+      ['index-damaged', 'not-indexed'],
+    );
+    assert.equal(first.encrypted, null, 'no config: blobs are not verified');
+    assert.deepEqual(await rebuildIndex(dirs, first.scanned), { packs: 1, blobs: 1 });
+    const second = await checkArea(dirs);
+    assert.deepEqual(second.problems, []);
+    assert.equal(second.indexedPacks, 1);
+  });
+});
