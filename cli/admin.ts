@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Policy } from '../gateway/policy/policy.js';
@@ -7,6 +7,10 @@ import type { UsageLine } from '../gateway/policy/recount.js';
 import { contractStatuses, type ContractStatus } from '../gateway/policy/records.js';
 import { KuraError } from '../gateway/errors.js';
 import { addAdminCheckCommand } from './check-commands.js';
+import { areaLayout } from '../gateway/storage/data-dir.js';
+import { decodeJob, JOB_ID, type JobRecord } from '../format/index.js';
+import { byStart } from '../agent/job-log.js';
+import { jobsJson, jobsTable } from './job-table.js';
 import { fail, report, table, type OutputOptions } from './output.js';
 
 interface Common extends OutputOptions {
@@ -40,6 +44,7 @@ export function addAdminCommands(program: Command): void {
   addAppPasswordCommands(admin);
   addContractCommands(admin);
   addAdminCheckCommand(admin);
+  addLogCommand(admin);
   admin
     .command('usage')
     .description('show usage against quota; --recount measures the disk and corrects the counters')
@@ -276,4 +281,27 @@ function describeContract(c: import('../gateway/policy/records.js').ContractReco
     ['valid until', c.validUntil ?? 'open-ended'],
     ['sessions per day', c.sessionsPerDay === null ? 'unlimited' : String(c.sessionsPerDay)],
   ]);
+}
+
+function addLogCommand(admin: Command): void {
+  admin
+    .command('log <user>')
+    .description("show a user's backup log: every job of every host, its result, files and bytes")
+    .action(
+      action(async (policy, opts, name: string) => {
+        const user = await policy.users.get(name);
+        const dir = join(areaLayout(policy.layout, user.id).kura, 'log');
+        const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => JOB_ID.test(n)).sort();
+        const jobs: JobRecord[] = [];
+        for (const n of names) {
+          try {
+            jobs.push(decodeJob(await readFile(join(dir, n))));
+          } catch {
+            // A damaged record is left out rather than hiding the others.
+          }
+        }
+        jobs.sort(byStart);
+        report(opts, jobsJson(jobs), () => jobsTable(jobs));
+      }),
+    );
 }

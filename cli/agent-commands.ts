@@ -8,6 +8,8 @@ import { Cancelled } from '../agent/archiver.js';
 import { loadConfig, type AgentConfig, type ConfigFlags } from '../agent/config.js';
 import { GatewayRemote } from '../agent/remote.js';
 import { ScanThread } from '../agent/scan-thread.js';
+import { JobLog, readJobLog } from '../agent/job-log.js';
+import { jobsJson, jobsTable } from './job-table.js';
 import { putWrappedKey, Repository, type OpenOptions, type SnapshotInfo } from '../agent/repository.js';
 import { runRestore } from '../agent/restore.js';
 import { encodeKeyFile, type SnapshotType } from '../format/index.js';
@@ -75,6 +77,9 @@ export function addAgentCommands(program: Command, run: (fn: () => Promise<void>
     );
   withConnection(program.command('snapshots').description('list the snapshots on the gateway')).action((flags: CommonFlags) =>
     run(() => listSnapshots(flags), flags.json),
+  );
+  withConnection(program.command('log').description('show the backup log: every job, its result, files and bytes')).action(
+    (flags: CommonFlags) => run(() => showLog(flags), flags.json),
   );
   withConnection(program.command('diff <snapshot1> <snapshot2>').description('list what changed between two snapshots')).action(
     (a: string, b: string, flags: CommonFlags) => run(() => diff(a, b, flags), flags.json),
@@ -175,6 +180,15 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   const pid = pidFile(config.host);
   await mkdir(join(pid, '..'), { recursive: true });
   await writeFile(pid, String(process.pid));
+  const counts = { files: 0, bytes: 0, bytesUploaded: 0 };
+  const log = new JobLog(
+    repo.remote,
+    config.host,
+    type,
+    () => counts,
+    (message) => reporter.note(message),
+  );
+  await log.start();
   try {
     const result = await runBackup(repo, {
       folders: targets,
@@ -193,7 +207,12 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
               ({ files, bytes }) => reporter.progress.setTotals(files, bytes),
               () => undefined,
             ),
-      onFile: (_t, bytes) => reporter.progress.add(1, bytes),
+      onFile: (t, bytes) => {
+        counts.files = t.files;
+        counts.bytes = t.bytes;
+        reporter.progress.add(1, bytes);
+      },
+      onUploaded: (bytes) => (counts.bytesUploaded += bytes),
       onWarning: (path, err) => {
         skipped++;
         reporter.note(`skipped ${path}: ${(err as Error).message}`);
@@ -204,6 +223,8 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
         `${config.host} had no full backup to differ from: this backup was made as a full one, the base for the next differentials.`,
       );
     }
+    Object.assign(counts, { files: result.totals.files, bytes: result.totals.bytes, bytesUploaded: result.totals.bytesUploaded });
+    await log.end('succeeded', { snapshot: result.snapshotId, error: skipped > 0 ? `${skipped} path(s) could not be read` : null });
     reporter.backupSummary(result);
     if (skipped > 0) {
       // As restic does: the snapshot is committed, but a script must know it is incomplete.
@@ -212,10 +233,12 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
     }
   } catch (err) {
     if (err instanceof Cancelled) {
+      await log.end('cancelled');
       reporter.note('Backup cancelled. The parts already uploaded are kept: run the backup again to resume.');
       process.exitCode = 130;
       return;
     }
+    await log.end('failed', { error: (err as Error).message });
     throw err;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
@@ -287,6 +310,13 @@ async function restore(spec: string, paths: string[], flags: CommonFlags & { tar
   });
   reporter.restoreSummary(snapshot, counts, flags.target);
   if (counts.failed.length > 0) process.exitCode = 3;
+}
+
+async function showLog(flags: CommonFlags): Promise<void> {
+  const { remote } = await connect(flags);
+  const jobs = await readJobLog(remote);
+  if (flags.json) process.stdout.write(JSON.stringify(jobsJson(jobs), null, 2) + '\n');
+  else process.stdout.write(jobsTable(jobs) + '\n');
 }
 
 async function listSnapshots(flags: CommonFlags): Promise<void> {

@@ -6,6 +6,10 @@ import {
   FormatError,
   decodeConfig,
   decodeSnapshotEnvelope,
+  decodeJob,
+  encodeJob,
+  mayReplace,
+  JOB_ID,
   blobTypeToCode,
   encodeIndex,
   isValidHost,
@@ -35,7 +39,11 @@ export async function putKura(ctx: DavContext): Promise<void> {
   if (kind === 'keys' && n === 3 && a) return putRecord(ctx, (bytes) => requireHashName(bytes, a));
   if (kind === 'snapshots' && n === 4 && a && b) return putSnapshot(ctx, a, b);
   if (kind === 'packs' && n === 4 && a && b) return putPack(ctx, a, b);
-  throw new KuraError('forbidden', 'forbidden: the agent area takes only config, keys/<id>, packs/<xx>/<id> and snapshots/<host>/<id>');
+  if (kind === 'log' && n === 3 && a) return putJob(ctx, a);
+  throw new KuraError(
+    'forbidden',
+    'forbidden: the agent area takes only config, keys/<id>, packs/<xx>/<id>, snapshots/<host>/<id> and log/<job id>',
+  );
 }
 
 /** DELETE in /.kura/: refused, the area is append-only (forgetting snapshots comes with retention). */
@@ -95,6 +103,42 @@ async function countSnapshots(ctx: DavContext): Promise<number> {
   );
   return counts.reduce((a, b) => a + b, 0);
 }
+
+/**
+ * The backup log: a job's record, PUT when it starts, while it runs and when it ends. The gateway
+ * stamps updatedAt with its own clock (so a silent job shows as interrupted whatever the PC's clock
+ * says); a record of a job that has ended is never replaced.
+ */
+async function putJob(ctx: DavContext, name: string): Promise<void> {
+  if (!JOB_ID.test(name)) throw new KuraError('bad-request', 'bad-request: a job record is stored at log/<yyyymmddThhmmssZ>-<8 hex>');
+  const bytes = Buffer.from(await readSmallBody(ctx.req, ctx.res, MAX_RECORD), 'utf8');
+  const job = asFormatRefusal(() => decodeJob(bytes));
+  if (job.id !== name) throw new KuraError('bad-request', 'bad-request: the job record is stored under its own id');
+  const stamped = encodeJob({ ...job, updatedAt: new Date().toISOString() });
+  const segs = ctx.path.slice(1);
+  const previous = previousJobs.get(`${ctx.user.id}/${name}`) ?? Promise.resolve();
+  const next = previous.then(async () => {
+    const existed = await ctx.user.kura.stat(segs);
+    if (existed) {
+      const chunks: Buffer[] = [];
+      for await (const c of ctx.user.kura.openRead(segs)) chunks.push(c as Buffer);
+      if (!mayReplace(decodeJob(Buffer.concat(chunks)), job)) {
+        throw new KuraError('forbidden', 'append-only: this job has ended (or is another job) and its record is never changed');
+      }
+    }
+    await ctx.user.kura.writeFile(segs, Readable.from([stamped]), ctx.user.space, { createParents: true });
+    ctx.res.status(existed ? 204 : 201).end();
+  });
+  const key = `${ctx.user.id}/${name}`;
+  const settled = next.catch(() => undefined);
+  previousJobs.set(key, settled);
+  void settled.then(() => {
+    if (previousJobs.get(key) === settled) previousJobs.delete(key);
+  });
+  return next;
+}
+
+const previousJobs = new Map<string, Promise<unknown>>();
 
 async function putRecord(ctx: DavContext, check: (bytes: Buffer) => void): Promise<void> {
   const bytes = Buffer.from(await readSmallBody(ctx.req, ctx.res, MAX_RECORD), 'utf8');
@@ -193,9 +237,9 @@ function checkSnapshot(bytes: Buffer, host: string, id: string): void {
   if (envelope.host !== host) throw new KuraError('bad-request', 'bad-request: the snapshot names another host than its path');
 }
 
-function asFormatRefusal(fn: () => void): void {
+function asFormatRefusal<T>(fn: () => T): T {
   try {
-    fn();
+    return fn();
   } catch (err) {
     throw err instanceof FormatError ? new KuraError('bad-request', `${err.code}: ${err.message}`) : err;
   }
