@@ -8,7 +8,7 @@ export interface CheckOptions {
   readData: boolean;
   /** Called once the data blobs to read are known (with readData). */
   onPlan?: (blobs: number, bytes: number) => void;
-  /** Called as blobs are verified: how many, and their stored bytes. */
+  /** Called as data blobs are verified (with readData): how many, and their stored bytes. */
   onProgress?: (blobs: number, bytes: number) => void;
 }
 
@@ -194,7 +194,7 @@ async function readBlobs(state: State, ids: string[], type: BlobDamage['type'], 
     }
     state.report.blobsRead += run.length;
     state.report.bytesRead += size;
-    state.opts.onProgress?.(run.length, size);
+    if (type === 'data') state.opts.onProgress?.(run.length, size);
   });
 }
 

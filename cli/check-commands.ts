@@ -141,10 +141,8 @@ async function adminCheck(policy: import('../gateway/policy/policy.js').Policy, 
   ]);
   const user = await policy.users.get(name);
   const dirs = areaLayout(policy.layout, user.id);
-  const progress = new Progress({
-    operation: 'admin check',
-    mode: flags.json ? 'quiet' : chooseMode({ isTTY: Boolean(process.stderr.isTTY) }),
-  });
+  // Redrawn on a terminal only: the command's output is one document, as the other admin commands print.
+  const progress = new Progress({ operation: 'admin check', mode: !flags.json && process.stderr.isTTY ? 'tty' : 'quiet' });
   progress.start();
   const { scanned, ...result } = await checkArea(dirs, (bytes) => progress.add(1, bytes));
   progress.stop();
