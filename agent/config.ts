@@ -18,6 +18,8 @@ const FileConfig = z
     exclude: z.array(z.string()),
     keyFile: z.string(),
     passphraseFile: z.string(),
+    /** `kura agent`: backups on cron schedules, e.g. [{"cron": "0 * * * *", "type": "incremental"}]. */
+    schedules: z.array(z.strictObject({ cron: z.string().min(1), type: z.enum(['incremental', 'differential', 'full', 'copy']) })),
   })
   .partial()
   .strict();
@@ -32,7 +34,13 @@ export type AgentConfig = {
   exclude: string[];
   keyFile?: string;
   passphrase?: string;
+  schedules: Schedule[];
 };
+
+export interface Schedule {
+  cron: string;
+  type: 'incremental' | 'differential' | 'full' | 'copy';
+}
 
 export interface ConfigFlags {
   config?: string;
@@ -66,6 +74,7 @@ export async function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     ca: pick(flags.ca, 'KURA_CA', file.ca),
     host: pick(flags.host, 'KURA_HOST', file.host) ?? safeHostname(),
     folders: file.folders ?? [],
+    schedules: file.schedules ?? [],
     exclude: [...(file.exclude ?? []), ...(flags.exclude ?? [])],
     keyFile: pick(flags.keyFile, 'KURA_KEY_FILE', file.keyFile),
     passphrase: env.KURA_PASSPHRASE ?? (file.passphraseFile ? (await readFile(file.passphraseFile, 'utf8')).trim() : undefined),

@@ -15,12 +15,12 @@ import { runRestore } from '../agent/restore.js';
 import { encodeKeyFile, type SnapshotType } from '../format/index.js';
 import { AgentReporter } from './agent-report.js';
 
-interface CommonFlags extends ConfigFlags {
+export interface CommonFlags extends ConfigFlags {
   quiet?: boolean;
   json?: boolean;
 }
 
-function withConnection(cmd: Command): Command {
+export function withConnection(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'agent config file (JSON); also KURA_CONFIG')
     .option('--gateway <url>', 'gateway URL; also KURA_GATEWAY')
@@ -138,7 +138,7 @@ function say(flags: CommonFlags, text: string): void {
   else if (!flags.quiet) process.stdout.write(text + '\n');
 }
 
-function stateDir(): string {
+export function stateDir(): string {
   return process.env.KURA_STATE_DIR ?? join(homedir(), '.cache', 'kura');
 }
 
@@ -179,7 +179,18 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   const pid = pidFile(config.host);
   await mkdir(join(pid, '..'), { recursive: true });
-  await writeFile(pid, String(process.pid));
+  // One backup of a host at a time on this PC (the agent's scheduled runs included).
+  const other = await runningBackup(config.host);
+  if (other !== null && other !== process.pid) {
+    await scanner.close();
+    throw new Error(`a backup of ${config.host} is already running (process ${other}): wait for it, or stop it with kura backup --cancel`);
+  }
+  await writeFile(pid, String(process.pid), { flag: 'wx' }).catch(async (err: unknown) => {
+    await scanner.close();
+    throw (err as NodeJS.ErrnoException).code === 'EEXIST'
+      ? new Error(`a backup of ${config.host} has just started in another process: wait for it, or stop it with kura backup --cancel`)
+      : err;
+  });
   const counts = { files: 0, bytes: 0, bytesUploaded: 0 };
   const log = new JobLog(
     repo.remote,
@@ -246,14 +257,27 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   }
 }
 
-async function cancelRunning(host: string, flags: CommonFlags): Promise<void> {
+/** The process of the backup of host that is running now, or null (a stale pid file is removed). */
+async function runningBackup(host: string): Promise<number | null> {
   const pid = Number((await readFile(pidFile(host), 'utf8').catch(() => '')).trim());
-  // A pid file left by a killed run may name a process that reused the number: signal only a kura backup.
+  // A pid file left by a killed run may name a process that reused the number: only a kura backup counts.
   const cmdline = pid > 0 ? await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null) : null;
-  if (!pid || (cmdline !== null && !/kura[\s\S]*\bbackup\b/.test(cmdline.replace(/\0/g, ' ')))) {
-    await rm(pidFile(host), { force: true });
-    return say(flags, `No backup is running for ${host}.`);
+  let alive = pid > 0;
+  try {
+    if (alive) process.kill(pid, 0);
+  } catch {
+    alive = false;
   }
+  if (!alive || (cmdline !== null && !/kura[\s\S]*\bbackup\b/.test(cmdline.replace(/\0/g, ' ')))) {
+    await rm(pidFile(host), { force: true });
+    return null;
+  }
+  return pid;
+}
+
+async function cancelRunning(host: string, flags: CommonFlags): Promise<void> {
+  const pid = await runningBackup(host);
+  if (!pid) return say(flags, `No backup is running for ${host}.`);
   try {
     process.kill(pid, 'SIGINT');
     say(flags, `Asked the backup of ${host} (process ${pid}) to stop; it keeps what it has uploaded.`);

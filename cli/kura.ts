@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { addAdminCommands } from './admin.js';
 import { addAgentCommands } from './agent-commands.js';
+import { addAgentDaemonCommands } from './agent-daemon.js';
 import { addCheckCommand } from './check-commands.js';
 import { fail } from './output.js';
 
@@ -19,6 +20,13 @@ program
   });
 addAdminCommands(program);
 addAgentCommands(program, async (fn, json) => {
+  try {
+    await fn();
+  } catch (err) {
+    fail(err, { json });
+  }
+});
+addAgentDaemonCommands(program, async (fn, json) => {
   try {
     await fn();
   } catch (err) {
