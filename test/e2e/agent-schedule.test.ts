@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { makeTempDir, removeTempDir } from '../helpers/processes.js';
-import { agent, agentEnv, createDataset, mustAgent, startAgent, type AgentEnv } from '../helpers/agent.js';
+import { agent, mustAgent, startAgent, type AgentEnv, agentFixture, type AgentFixture } from '../helpers/agent.js';
 
 interface Job {
   id: string;
@@ -15,8 +13,7 @@ interface Job {
 }
 
 describe('kura agent: scheduled backups, one at a time, missed runs caught up, and its status', () => {
-  let gw: TestGateway;
-  let work: string;
+  let fixture: AgentFixture;
   let env: AgentEnv;
   let src: string;
   const jobs = async () => JSON.parse(await mustAgent(env, ['log', '--json'])) as Job[];
@@ -31,18 +28,10 @@ describe('kura agent: scheduled backups, one at a time, missed runs caught up, a
   };
 
   before(async () => {
-    gw = await startTestGateway();
-    work = await makeTempDir('kura-agent-schedule-');
-    const user = await gw.addUser('scheduled');
-    env = await agentEnv(gw, user, { passphrase: 'agent passphrase', under: work });
-    await mustAgent(env, ['key', 'init']);
-    src = join(work, 'data');
-    await createDataset(src);
+    fixture = await agentFixture('scheduled');
+    ({ env, src } = fixture);
   });
-  after(async () => {
-    await gw.close();
-    await removeTempDir(work);
-  });
+  after(() => fixture.close());
 
   it('runs a seconds-level schedule twice without overlap, logs both, answers run-now and status, and stops on SIGTERM', async () => {
     const daemon = startAgent(env, ['agent', src, '--schedule', 'incremental@*/2 * * * * *']);

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { dav, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { makeTempDir, removeTempDir, runKura } from '../helpers/processes.js';
+import { dav, type TestGateway } from '../helpers/gateway.js';
+import { runKura } from '../helpers/processes.js';
 import {
   agent,
-  agentEnv,
-  createDataset,
   exitOf,
   mustAgent,
   randomFiles,
@@ -15,6 +13,8 @@ import {
   summaryOf,
   waitForPacks,
   type AgentEnv,
+  agentFixture,
+  type AgentFixture,
 } from '../helpers/agent.js';
 
 interface ShownJob {
@@ -31,6 +31,7 @@ interface ShownJob {
 }
 
 describe('the backup log: every job recorded on the gateway, read by the user and the operator', () => {
+  let fixture: AgentFixture;
   let gw: TestGateway;
   let work: string;
   let env: AgentEnv;
@@ -40,19 +41,11 @@ describe('the backup log: every job recorded on the gateway, read by the user an
     JSON.parse(await mustAgent({ ...env, ...extraEnv }, ['log', '--json'])) as ShownJob[];
 
   before(async () => {
-    gw = await startTestGateway();
-    work = await makeTempDir('kura-backup-log-');
-    const user = await gw.addUser('logged');
-    userName = user.name;
-    env = await agentEnv(gw, user, { passphrase: 'log passphrase', under: work });
-    await mustAgent(env, ['key', 'init']);
-    src = join(work, 'data');
-    await createDataset(src);
+    fixture = await agentFixture('logged');
+    ({ gw, work, env, src } = fixture);
+    userName = fixture.user.name;
   });
-  after(async () => {
-    await gw.close();
-    await removeTempDir(work);
-  });
+  after(() => fixture.close());
 
   it('records a backup that succeeded, with its snapshot, files and bytes, readable over DAV as one file per job', async () => {
     const summary = summaryOf(await mustAgent(env, ['backup', src, '--json']));

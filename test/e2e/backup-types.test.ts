@@ -2,19 +2,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { makeTempDir, removeTempDir } from '../helpers/processes.js';
 import {
   agent,
-  agentEnv,
   copyAside,
-  createDataset,
   diffTrees,
   mustAgent,
   mutateDataset,
   summaryOf,
   treeFacts,
   type AgentEnv,
+  agentFixture,
+  type AgentFixture,
 } from '../helpers/agent.js';
 
 interface TypedSummary {
@@ -30,7 +28,7 @@ interface TypedSummary {
 }
 
 describe('backup types: incremental, differential, full and copy, each restoring on its own', () => {
-  let gw: TestGateway;
+  let fixture: AgentFixture;
   let work: string;
   let env: AgentEnv;
   let src: string;
@@ -50,18 +48,10 @@ describe('backup types: incremental, differential, full and copy, each restoring
   const mutate = () => mutateDataset(src, ++round);
 
   before(async () => {
-    gw = await startTestGateway();
-    work = await makeTempDir('kura-backup-types-');
-    const user = await gw.addUser('types');
-    env = await agentEnv(gw, user, { passphrase: 'types passphrase', under: work });
-    await mustAgent(env, ['key', 'init']);
-    src = join(work, 'data');
-    await createDataset(src);
+    fixture = await agentFixture('types');
+    ({ work, env, src } = fixture);
   });
-  after(async () => {
-    await gw.close();
-    await removeTempDir(work);
-  });
+  after(() => fixture.close());
 
   it('makes a differential without a full base a full backup, and says so', async () => {
     const first = await run('differential');
@@ -128,24 +118,14 @@ describe('backup types: incremental, differential, full and copy, each restoring
 });
 
 describe("the contract's snapshot limit", () => {
-  let gw: TestGateway;
-  let work: string;
-
+  let fixture: AgentFixture;
   before(async () => {
-    gw = await startTestGateway();
-    work = await makeTempDir('kura-snapshot-limit-');
+    fixture = await agentFixture('limited', { maxSnapshots: 3 });
   });
-  after(async () => {
-    await gw.close();
-    await removeTempDir(work);
-  });
+  after(() => fixture.close());
 
   it('refuses the fourth snapshot of a 3-snapshot contract with 403 snapshot-limit-reached and a way out; once raised, the next backup only records it', async () => {
-    const user = await gw.addUser('limited', { maxSnapshots: 3 });
-    const env = await agentEnv(gw, user, { passphrase: 'limit passphrase', under: work });
-    await mustAgent(env, ['key', 'init']);
-    const src = join(work, 'data');
-    await createDataset(src);
+    const { gw, user, env, src } = fixture;
     for (let round = 1; round <= 3; round++) {
       await mustAgent(env, ['backup', src, '--json']);
       await mutateDataset(src, round);

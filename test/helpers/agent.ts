@@ -3,8 +3,9 @@ import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, symlin
 import { join } from 'node:path';
 import { parsePack } from '../../format/index.js';
 import { areaLayout } from '../../gateway/storage/data-dir.js';
-import type { TestGateway, TestUser } from './gateway.js';
-import { kuraCli, makeTempDir, repoRoot, run, watch, type RunResult, type Watched } from './processes.js';
+import type { ContractChange } from '../../gateway/policy/contracts.js';
+import { startTestGateway, type TestGateway, type TestUser } from './gateway.js';
+import { kuraCli, makeTempDir, removeTempDir, repoRoot, run, watch, type RunResult, type Watched } from './processes.js';
 
 /** The benchmark dataset generator (see its header): deterministic trees and mutations. */
 import { genDataset } from './dataset.js';
@@ -291,4 +292,35 @@ export async function corruptBiggestPack(gw: TestGateway, user: TestUser): Promi
     await fh.close();
   }
   return { pack: pack.path, blob: blob.id };
+}
+
+/** A gateway of its own, a temp folder, and one user whose encrypted repository is initialised; the tiny dataset at <work>/data. */
+export interface AgentFixture {
+  gw: TestGateway;
+  work: string;
+  user: TestUser;
+  env: AgentEnv;
+  src: string;
+  close(): Promise<void>;
+}
+
+export async function agentFixture(userName: string, contract: ContractChange = {}): Promise<AgentFixture> {
+  const gw = await startTestGateway();
+  const work = await makeTempDir(`kura-${userName}-`);
+  const user = await gw.addUser(userName, contract);
+  const env = await agentEnv(gw, user, { passphrase: `${userName} passphrase`, under: work });
+  await mustAgent(env, ['key', 'init']);
+  const src = join(work, 'data');
+  await createDataset(src);
+  return {
+    gw,
+    work,
+    user,
+    env,
+    src,
+    async close() {
+      await gw.close();
+      await removeTempDir(work);
+    },
+  };
 }
