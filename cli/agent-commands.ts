@@ -33,7 +33,7 @@ export function withConnection(cmd: Command): Command {
     .option('--json', 'print JSON for scripts');
 }
 
-async function connect(
+export async function connect(
   flags: CommonFlags,
   loaded?: AgentConfig,
 ): Promise<{ config: AgentConfig; remote: GatewayRemote; identity: string }> {

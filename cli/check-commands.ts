@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { CheckReport } from '../agent/check.js';
-import { loadConfig, type ConfigFlags } from '../agent/config.js';
+import { connect, withConnection, type CommonFlags } from './agent-commands.js';
 import { chooseMode, formatBytes, Progress, type SummaryField } from '../agent/progress.js';
 import { fail, report } from './output.js';
 
@@ -14,41 +13,22 @@ import { fail, report } from './output.js';
  */
 export const EXIT_DAMAGED = 3;
 
-interface CheckFlags extends ConfigFlags {
+interface CheckFlags extends CommonFlags {
   readData?: boolean;
-  quiet?: boolean;
-  json?: boolean;
 }
 
 export function addCheckCommand(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
-  program
-    .command('check')
-    .description('verify the backups on the gateway: every snapshot and tree readable, every blob present (--read-data: and intact)')
-    .option('--read-data', 'download and verify every data blob too (reads the whole repository)')
-    .option('--config <file>', 'agent config file (JSON); also KURA_CONFIG')
-    .option('--gateway <url>', 'gateway URL; also KURA_GATEWAY')
-    .option('--cert <file>', 'client certificate (PEM); also KURA_CERT')
-    .option('--key <file>', 'client certificate key (PEM); also KURA_KEY')
-    .option('--ca <file>', "CA of the gateway's certificate; also KURA_CA")
-    .option('--key-file <file>', 'encryption key file instead of a passphrase; also KURA_KEY_FILE')
-    .option('--quiet', 'print nothing but errors and damage')
-    .option('--json', 'print NDJSON for scripts; the last line is the report')
-    .action((flags: CheckFlags) => run(() => agentCheck(flags), flags.json));
+  withConnection(
+    program
+      .command('check')
+      .description('verify the backups on the gateway: every snapshot and tree readable, every blob present (--read-data: and intact)')
+      .option('--read-data', 'download and verify every data blob too (reads the whole repository)'),
+  ).action((flags: CheckFlags) => run(() => agentCheck(flags), flags.json));
 }
 
 async function agentCheck(flags: CheckFlags): Promise<void> {
-  const [{ GatewayRemote }, { Repository }, { runCheck, isDamaged }] = await Promise.all([
-    import('../agent/remote.js'),
-    import('../agent/repository.js'),
-    import('../agent/check.js'),
-  ]);
-  const config = await loadConfig(flags);
-  const [certPem, keyPem, caPem] = await Promise.all([
-    readFile(config.cert, 'utf8'),
-    readFile(config.key, 'utf8'),
-    config.ca ? readFile(config.ca, 'utf8') : undefined,
-  ]);
-  const remote = new GatewayRemote({ url: config.gateway, certPem, keyPem, caPem });
+  const [{ Repository }, { runCheck, isDamaged }] = await Promise.all([import('../agent/repository.js'), import('../agent/check.js')]);
+  const { config, remote } = await connect(flags);
   // No local index cache: the check looks at what the gateway holds now.
   const repo = await Repository.open(
     remote,
