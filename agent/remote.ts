@@ -92,8 +92,14 @@ export class GatewayRemote implements Remote {
     });
   }
 
+  /**
+   * Large bodies (packs) go out as a stream of 1 MiB slices of the same buffer: the TLS layer then
+   * encrypts slice by slice instead of holding an encrypted copy of the whole pack. Each attempt
+   * streams from the start again.
+   */
   async putFile(path: string, bytes: Buffer): Promise<void> {
-    await this.withRetry(`PUT ${path}`, () => this.client.putFileContents(path, bytes, { contentLength: bytes.length }));
+    const body = () => (bytes.length > PUT_SLICE ? Readable.from(slices(bytes, PUT_SLICE), { objectMode: false }) : bytes);
+    await this.withRetry(`PUT ${path}`, () => this.client.putFileContents(path, body(), { contentLength: bytes.length }));
   }
 
   async getIndex(since: number): Promise<Buffer> {
@@ -176,6 +182,12 @@ async function readBodyInto(response: Response, dest: Uint8Array, path: string):
     body.once('error', reject);
     body.once('end', () => (at === dest.length ? resolve() : reject(new Error(`the body ended after ${at} of ${dest.length} bytes`))));
   });
+}
+
+const PUT_SLICE = 1 << 20;
+
+function* slices(bytes: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
 function statusOf(err: unknown): number | null {
