@@ -70,8 +70,7 @@ export async function getIndex(ctx: DavContext): Promise<void> {
  * agents cannot both take the last place.
  */
 function putSnapshot(ctx: DavContext, host: string, id: string): Promise<void> {
-  const previous = snapshotCommits.get(ctx.user.id) ?? Promise.resolve();
-  const next = previous.then(async () => {
+  return oneAtATime(`snapshots:${ctx.user.id}`, async () => {
     if (!(await ctx.user.kura.stat(ctx.path.slice(1)))) {
       const stored = await countSnapshots(ctx);
       const max = ctx.user.maxSnapshots;
@@ -84,15 +83,20 @@ function putSnapshot(ctx: DavContext, host: string, id: string): Promise<void> {
     }
     await putRecord(ctx, (bytes) => checkSnapshot(bytes, host, id));
   });
+}
+
+/** Runs fn after every earlier call with the same key has settled (this process only). */
+function oneAtATime(key: string, fn: () => Promise<void>): Promise<void> {
+  const next = (chains.get(key) ?? Promise.resolve()).then(fn);
   const settled = next.catch(() => undefined);
-  snapshotCommits.set(ctx.user.id, settled);
+  chains.set(key, settled);
   void settled.then(() => {
-    if (snapshotCommits.get(ctx.user.id) === settled) snapshotCommits.delete(ctx.user.id);
+    if (chains.get(key) === settled) chains.delete(key);
   });
   return next;
 }
 
-const snapshotCommits = new Map<string, Promise<unknown>>();
+const chains = new Map<string, Promise<unknown>>();
 
 /** Snapshot records stored for every host. */
 async function countSnapshots(ctx: DavContext): Promise<number> {
@@ -116,29 +120,24 @@ async function putJob(ctx: DavContext, name: string): Promise<void> {
   if (job.id !== name) throw new KuraError('bad-request', 'bad-request: the job record is stored under its own id');
   const stamped = encodeJob({ ...job, updatedAt: new Date().toISOString() });
   const segs = ctx.path.slice(1);
-  const previous = previousJobs.get(`${ctx.user.id}/${name}`) ?? Promise.resolve();
-  const next = previous.then(async () => {
+  return oneAtATime(`log:${ctx.user.id}/${name}`, async () => {
     const existed = await ctx.user.kura.stat(segs);
     if (existed) {
-      const chunks: Buffer[] = [];
-      for await (const c of ctx.user.kura.openRead(segs)) chunks.push(c as Buffer);
-      if (!mayReplace(decodeJob(Buffer.concat(chunks)), job)) {
+      if (!mayReplace(decodeJob(await readStored(ctx, segs)), job)) {
         throw new KuraError('forbidden', 'append-only: this job has ended (or is another job) and its record is never changed');
       }
     }
     await ctx.user.kura.writeFile(segs, Readable.from([stamped]), ctx.user.space, { createParents: true });
     ctx.res.status(existed ? 204 : 201).end();
   });
-  const key = `${ctx.user.id}/${name}`;
-  const settled = next.catch(() => undefined);
-  previousJobs.set(key, settled);
-  void settled.then(() => {
-    if (previousJobs.get(key) === settled) previousJobs.delete(key);
-  });
-  return next;
 }
 
-const previousJobs = new Map<string, Promise<unknown>>();
+/** A small stored record of the agent area, whole. */
+async function readStored(ctx: DavContext, segs: string[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of ctx.user.kura.openRead(segs)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
 
 async function putRecord(ctx: DavContext, check: (bytes: Buffer) => void): Promise<void> {
   const bytes = Buffer.from(await readSmallBody(ctx.req, ctx.res, MAX_RECORD), 'utf8');
@@ -150,9 +149,7 @@ async function putRecord(ctx: DavContext, check: (bytes: Buffer) => void): Promi
 }
 
 async function sameOrRefuse(ctx: DavContext, segs: string[], bytes: Buffer): Promise<void> {
-  const chunks: Buffer[] = [];
-  for await (const c of ctx.user.kura.openRead(segs)) chunks.push(c as Buffer);
-  if (!Buffer.concat(chunks).equals(bytes)) {
+  if (!(await readStored(ctx, segs)).equals(bytes)) {
     throw new KuraError('forbidden', 'append-only: this record exists and is never overwritten');
   }
   ctx.res.status(204).end();
@@ -219,9 +216,7 @@ function toIndexed(entries: PackEntry[]) {
 async function readConfig(ctx: DavContext): Promise<{ encrypted: boolean }> {
   const entry = await ctx.user.kura.stat(['config']);
   if (!entry) throw new KuraError('conflict', 'conflict: this area has no backup repository yet: run `kura key init` first');
-  const chunks: Buffer[] = [];
-  for await (const c of ctx.user.kura.openRead(['config'])) chunks.push(c as Buffer);
-  return decodeConfig(Buffer.concat(chunks));
+  return decodeConfig(await readStored(ctx, ['config']));
 }
 
 function requireHashName(bytes: Buffer, name: string): void {
