@@ -260,19 +260,26 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
 /** The process of the backup of host that is running now, or null (a stale pid file is removed). */
 async function runningBackup(host: string): Promise<number | null> {
   const pid = Number((await readFile(pidFile(host), 'utf8').catch(() => '')).trim());
-  // A pid file left by a killed run may name a process that reused the number: only a kura backup counts.
-  const cmdline = pid > 0 ? await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null) : null;
-  let alive = pid > 0;
-  try {
-    if (alive) process.kill(pid, 0);
-  } catch {
-    alive = false;
-  }
-  if (!alive || (cmdline !== null && !/kura[\s\S]*\bbackup\b/.test(cmdline.replace(/\0/g, ' ')))) {
+  if (!(await isKuraRunning(pid, 'backup'))) {
     await rm(pidFile(host), { force: true });
     return null;
   }
   return pid;
+}
+
+/**
+ * Whether pid is a live `kura <command>` process. A pid file left by a killed run may name a process
+ * that reused the number, so the command line must match too (where /proc can tell).
+ */
+export async function isKuraRunning(pid: number, command: string): Promise<boolean> {
+  if (!(pid > 0)) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  return cmdline === null || new RegExp(`kura[\\s\\S]*\\b${command}\\b`).test(cmdline.replace(/\0/g, ' '));
 }
 
 async function cancelRunning(host: string, flags: CommonFlags): Promise<void> {

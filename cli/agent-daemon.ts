@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type Schedule } from '../agent/config.js';
 import { backupChild, readState, Scheduler } from '../agent/scheduler.js';
-import { stateDir, withConnection, type CommonFlags } from './agent-commands.js';
+import { isKuraRunning, stateDir, withConnection, type CommonFlags } from './agent-commands.js';
 
 interface AgentFlags extends CommonFlags {
   schedule?: string[];
@@ -38,7 +38,7 @@ async function daemon(folders: string[], flags: AgentFlags): Promise<void> {
   if (schedules.length === 0) throw new Error('give a schedule (--schedule "incremental@0 * * * *") or list schedules in the config file');
   await mkdir(stateDir(), { recursive: true });
   const previous = await readState(stateFile(config.host));
-  if (previous && previous.pid !== process.pid && alive(previous.pid) && (await isAgent(previous.pid))) {
+  if (previous && previous.pid !== process.pid && (await isKuraRunning(previous.pid, 'agent'))) {
     throw new Error(`an agent for ${config.host} is already running (process ${previous.pid})`);
   }
   const say = (line: string) =>
@@ -69,7 +69,7 @@ async function daemon(folders: string[], flags: AgentFlags): Promise<void> {
 async function status(flags: AgentFlags): Promise<void> {
   const config = await loadConfig(flags);
   const state = await readState(stateFile(config.host));
-  const running = state !== null && alive(state.pid) && (await isAgent(state.pid));
+  const running = state !== null && (await isKuraRunning(state.pid, 'agent'));
   if (flags.json) {
     process.stdout.write(JSON.stringify({ host: config.host, running, ...state }, null, 2) + '\n');
     return;
@@ -94,7 +94,7 @@ async function runNow(flags: AgentFlags): Promise<void> {
   const type = flags.type ?? 'incremental';
   if (!TYPES.some((t) => t === type)) throw new Error(`--type must be incremental, differential, full or copy, not ${type}`);
   const state = await readState(stateFile(config.host));
-  if (!state || !alive(state.pid) || !(await isAgent(state.pid)))
+  if (!state || !(await isKuraRunning(state.pid, 'agent')))
     throw new Error(`no agent is running for ${config.host}: start one with kura agent`);
   await writeFile(nowFile(config.host), type);
   process.kill(state.pid, 'SIGUSR1');
@@ -122,19 +122,4 @@ function connectionArgs(flags: AgentFlags): string[] {
   add('--key-file', flags.keyFile);
   for (const e of flags.exclude ?? []) add('--exclude', e);
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether pid is a kura agent (a reused process number is not). */
-async function isAgent(pid: number): Promise<boolean> {
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
-  return cmdline === null || /kura[\s\S]*\bagent\b/.test(cmdline.replace(/\0/g, ' '));
 }
