@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import type { KeepPolicy } from './retention.js';
 
 /**
  * The agent's settings. Precedence, lowest first: the config file (--config or KURA_CONFIG), then the
@@ -20,6 +21,23 @@ const FileConfig = z
     passphraseFile: z.string(),
     /** `kura agent`: backups on cron schedules, e.g. [{"cron": "0 * * * *", "type": "incremental"}]. */
     schedules: z.array(z.strictObject({ cron: z.string().min(1), type: z.enum(['incremental', 'differential', 'full', 'copy']) })),
+    /** The retention policy `kura forget` applies without --keep-* flags, e.g. {"last": 7, "daily": 14}. */
+    keep: z
+      .strictObject({
+        last: z.number().int().nonnegative(),
+        hourly: z.number().int().nonnegative(),
+        daily: z.number().int().nonnegative(),
+        weekly: z.number().int().nonnegative(),
+        monthly: z.number().int().nonnegative(),
+        yearly: z.number().int().nonnegative(),
+      })
+      .partial(),
+    /**
+     * When a snapshot would exceed the contract's limit, forget by `keep` (and then the oldest
+     * snapshots of this host) to make room, instead of failing the backup. Needs a certificate with the
+     * delete right.
+     */
+    keepWithinPlan: z.boolean(),
   })
   .partial()
   .strict();
@@ -35,6 +53,8 @@ export type AgentConfig = {
   keyFile?: string;
   passphrase?: string;
   schedules: Schedule[];
+  keep: KeepPolicy;
+  keepWithinPlan: boolean;
 };
 
 export interface Schedule {
@@ -75,6 +95,8 @@ export async function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     host: pick(flags.host, 'KURA_HOST', file.host) ?? safeHostname(),
     folders: file.folders ?? [],
     schedules: file.schedules ?? [],
+    keep: file.keep ?? {},
+    keepWithinPlan: file.keepWithinPlan ?? false,
     exclude: [...(file.exclude ?? []), ...(flags.exclude ?? [])],
     keyFile: pick(flags.keyFile, 'KURA_KEY_FILE', file.keyFile),
     passphrase: env.KURA_PASSPHRASE ?? (file.passphraseFile ? (await readFile(file.passphraseFile, 'utf8')).trim() : undefined),

@@ -33,8 +33,14 @@ export interface Remote {
   readRange?(path: string, start: number, dest: Uint8Array): Promise<boolean>;
   putFile(path: string, bytes: Buffer): Promise<void>;
   list(path: string): Promise<string[]>;
-  /** The blob index page: entries added after generation `since` (GET /.kura/index?since=N). */
-  getIndex(since: number): Promise<Buffer>;
+  /** The files in a folder with their sizes (PROPFIND Depth 1); empty when the folder does not exist. */
+  sizes(path: string): Promise<Map<string, number>>;
+  /** The blob index page: entries added after generation `since` of `epoch` (GET /.kura/index?since=N&epoch=E). */
+  getIndex(since: number, epoch?: string): Promise<Buffer>;
+  /** DELETE (forget, prune; needs the delete right): false when there was nothing to delete. */
+  remove(path: string): Promise<boolean>;
+  /** MOVE a pack between packs/ and trash/ (prune; needs the delete right). */
+  move(from: string, to: string): Promise<void>;
 }
 
 /**
@@ -102,19 +108,46 @@ export class GatewayRemote implements Remote {
     await this.withRetry(`PUT ${path}`, () => this.client.putFileContents(path, body(), { contentLength: bytes.length }));
   }
 
-  async getIndex(since: number): Promise<Buffer> {
+  /** The index page since a generation; with the epoch of the caller's copy, from 0 if it changed since. */
+  async getIndex(since: number, epoch?: string): Promise<Buffer> {
+    const query = `since=${since}${epoch ? `&epoch=${encodeURIComponent(epoch)}` : ''}`;
     return this.withRetry('GET /.kura/index', async () => {
-      const response = await this.client.customRequest('/.kura/index', { method: 'GET', url: `${this.base}/.kura/index?since=${since}` });
+      const response = await this.client.customRequest('/.kura/index', { method: 'GET', url: `${this.base}/.kura/index?${query}` });
       return Buffer.from(await response.arrayBuffer());
     });
   }
 
+  /** DELETE; false when there was nothing to delete (a retried DELETE that had gone through). */
+  async remove(path: string): Promise<boolean> {
+    return this.withRetry(`DELETE ${path}`, async () => {
+      try {
+        await this.client.deleteFile(path);
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 404) return false;
+        throw err;
+      }
+    });
+  }
+
+  /** MOVE without overwriting (the gateway answers a repeat of a done move with 204). */
+  async move(from: string, to: string): Promise<void> {
+    await this.withRetry(`MOVE ${from}`, () => this.client.moveFile(from, to, { overwrite: false }));
+  }
+
   /** Names in a folder (PROPFIND Depth 1), empty when the folder does not exist. */
   async list(path: string): Promise<string[]> {
+    return (await this.stats(path)).map((i) => i.basename);
+  }
+
+  async sizes(path: string): Promise<Map<string, number>> {
+    return new Map((await this.stats(path)).filter((i) => i.type === 'file').map((i) => [i.basename, i.size]));
+  }
+
+  private async stats(path: string): Promise<FileStat[]> {
     return this.withRetry(`PROPFIND ${path}`, async () => {
       try {
-        const items = (await this.client.getDirectoryContents(path)) as FileStat[];
-        return items.map((i) => i.basename);
+        return (await this.client.getDirectoryContents(path)) as FileStat[];
       } catch (err) {
         if (statusOf(err) === 404) return [];
         throw err;

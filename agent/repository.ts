@@ -52,11 +52,16 @@ export interface OpenOptions {
    * snapshots of one host ('' for every host).
    */
   prefetch?: { index?: boolean; snapshotsOf?: string };
+  /**
+   * The index is not read before this settles: a backup records its job first, so a prune that
+   * takes packs out of the index meanwhile sees the backup running and waits for it (agent/prune.ts).
+   */
+  indexAfter?: Promise<unknown>;
 }
 
 export class Repository {
   /** The index as last read (kept for refreshIndex), and what open() fetched ahead, taken once. */
-  private indexState: { generation: number; entries: BlobLocation[] } | null = null;
+  private indexState: CachedIndex | null = null;
   private prefetched: { index?: Promise<Map<string, BlobLocation>>; snapshots?: { of: string; list: Promise<SnapshotInfo[]> } } = {};
 
   private constructor(
@@ -76,7 +81,8 @@ export class Repository {
   static async open(remote: Remote, source: KeySource, opts: OpenOptions = {}): Promise<Repository> {
     const records = source.passphrase && !source.keyFile ? handled(fetchKeyRecords(remote)) : null;
     const early = new Repository(remote, null, new BlobCodec(null), DEFAULT_CHUNKER, opts.indexCache ?? null);
-    const index = opts.prefetch?.index ? handled(early.index()) : undefined;
+    const after = opts.indexAfter?.catch(() => undefined);
+    const index = opts.prefetch?.index ? handled(after ? after.then(() => early.index()) : early.index()) : undefined;
     const of = opts.prefetch?.snapshotsOf;
     const snapshots = of !== undefined ? { of, list: handled(early.snapshots(of || undefined)) } : undefined;
     const configBytes = await remote.getFile('/.kura/config');
@@ -116,21 +122,32 @@ export class Repository {
     return new Map(entries.map((e) => [e.id, e]));
   }
 
+  /** Every index entry as the gateway holds it now (one per pack a blob is in), read again. */
+  async indexEntries(): Promise<BlobLocation[]> {
+    await this.index();
+    return this.indexState?.entries ?? [];
+  }
+
   /** Brings the cache file up to date with what was added since index() (after a backup); no-op without a cache. */
   async refreshIndex(): Promise<void> {
     if (this.indexCache) await this.update(this.indexState ?? (await readCachedIndex(this.indexCache)));
   }
 
-  /** The entries after asking the gateway for those newer than `cached`; writes the cache when they changed. */
-  private async update(cached: { generation: number; entries: BlobLocation[] } | null): Promise<BlobLocation[]> {
-    let page = decodeIndex(await this.remote.getIndex(cached?.generation ?? 0));
-    let entries = cached && page.entries.length > 0 ? [...cached.entries, ...page.entries] : (cached?.entries ?? page.entries);
-    if (cached && page.generation < cached.generation) {
+  /**
+   * The entries after asking the gateway for those newer than `cached`; writes the cache when they
+   * changed. A copy of another epoch (packs left the index since: prune, a rebuild) is dropped: the
+   * gateway then answers from generation 0.
+   */
+  private async update(cached: CachedIndex | null): Promise<BlobLocation[]> {
+    let page = decodeIndex(await this.remote.getIndex(cached?.generation ?? 0, cached?.epoch));
+    const base = cached && cached.epoch === page.epoch ? cached : null;
+    let entries = base && page.entries.length > 0 ? [...base.entries, ...page.entries] : (base?.entries ?? page.entries);
+    if (base && page.generation < base.generation) {
       page = decodeIndex(await this.remote.getIndex(0));
       entries = page.entries;
     }
-    this.indexState = { generation: page.generation, entries };
-    const unchanged = cached !== null && page.generation === cached.generation && page.entries.length === 0;
+    this.indexState = { generation: page.generation, epoch: page.epoch, entries };
+    const unchanged = base !== null && page.generation === base.generation && page.entries.length === 0;
     if (this.indexCache && !unchanged) await writeCachedIndex(this.indexCache, this.indexState);
     return entries;
   }
@@ -159,16 +176,23 @@ export class Repository {
   }
 }
 
+/** The agent's copy of the blob index: what the gateway held at a generation of an epoch. */
+interface CachedIndex {
+  generation: number;
+  epoch: string;
+  entries: BlobLocation[];
+}
+
 /** The local index cache (a sealed file, see sealed-file.ts): checked when it came from the gateway. */
-async function readCachedIndex(file: string): Promise<{ generation: number; entries: BlobLocation[] } | null> {
-  const page = (await readSealed(file)) as { generation?: unknown; entries?: unknown } | null;
-  return page && typeof page.generation === 'number' && Array.isArray(page.entries)
-    ? (page as { generation: number; entries: BlobLocation[] })
+async function readCachedIndex(file: string): Promise<CachedIndex | null> {
+  const page = (await readSealed(file)) as { generation?: unknown; epoch?: unknown; entries?: unknown } | null;
+  return page && typeof page.generation === 'number' && typeof page.epoch === 'string' && Array.isArray(page.entries)
+    ? (page as CachedIndex)
     : null;
 }
 
-async function writeCachedIndex(file: string, page: { generation: number; entries: BlobLocation[] }): Promise<void> {
-  await writeSealed(file, { generation: page.generation, entries: page.entries });
+async function writeCachedIndex(file: string, page: CachedIndex): Promise<void> {
+  await writeSealed(file, { generation: page.generation, epoch: page.epoch, entries: page.entries });
 }
 
 /** The wrapped key records on the gateway (one per passphrase). */

@@ -142,11 +142,12 @@ function addCertCommands(admin: Command): void {
     .description('issue a client certificate; writes NAME.pem, NAME.key, NAME.p12 and ca.pem to --out')
     .requiredOption('--out <dir>', 'folder to write the certificate to')
     .option('--days <n>', 'validity in days', '365')
+    .option('--delete-right', 'may also forget snapshots and prune (without it the certificate is append-only)')
     .action(
       action(async (policy, opts, name: string) => {
-        const o = opts as Common & { out: string; days: string };
+        const o = opts as Common & { out: string; days: string; deleteRight?: boolean };
         if (!/^\d+$/.test(o.days) || Number(o.days) < 1) throw new KuraError('bad-request', '--days must be a whole number of 1 or more');
-        const issued = await policy.certs.issue(name, { days: Number(o.days) });
+        const issued = await policy.certs.issue(name, { days: Number(o.days), mayDelete: o.deleteRight === true });
         const out = resolve(o.out);
         await mkdir(out, { recursive: true, mode: 0o700 });
         await writeFile(join(out, `${name}.pem`), issued.certPem);
@@ -157,7 +158,7 @@ function addCertCommands(admin: Command): void {
           opts,
           { ...issued.record, out },
           () =>
-            `Issued a certificate for ${name} (serial ${issued.serial}, valid until ${issued.record.notAfter}).\nWrote ${name}.pem, ${name}.key, ${name}.p12 (no passphrase) and ca.pem to ${out}/`,
+            `Issued a certificate for ${name} (serial ${issued.serial}, valid until ${issued.record.notAfter}), ${o.deleteRight ? 'with the delete right: it may forget snapshots and prune' : 'append-only: it may add backups but not delete them'}.\nWrote ${name}.pem, ${name}.key, ${name}.p12 (no passphrase) and ca.pem to ${out}/`,
         );
       }),
     );
@@ -180,11 +181,12 @@ function addCertCommands(admin: Command): void {
           certs.length === 0
             ? 'No certificates.'
             : table([
-                ['USER', 'SERIAL', 'EXPIRES', 'STATUS'],
+                ['USER', 'SERIAL', 'EXPIRES', 'RIGHTS', 'STATUS'],
                 ...certs.map((c) => [
                   c.user,
                   c.serial,
                   c.notAfter,
+                  c.mayDelete ? 'add+delete' : 'append-only',
                   c.revokedAt ? `revoked ${c.revokedAt}` : Date.parse(c.notAfter) < Date.now() ? 'expired' : 'valid',
                 ]),
               ]),

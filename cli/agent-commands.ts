@@ -51,12 +51,17 @@ export async function connect(
  * Connects and opens the repository, with this PC's index cache; `prefetch` names what the command
  * needs at once, fetched while the key is derived.
  */
-async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => OpenOptions['prefetch'], loaded?: AgentConfig) {
+export async function openRepo(
+  flags: CommonFlags,
+  prefetch?: (config: AgentConfig) => OpenOptions['prefetch'],
+  loaded?: AgentConfig,
+  beforeIndex?: (remote: GatewayRemote) => Promise<unknown>,
+) {
   const { config, remote, identity } = await connect(flags, loaded);
   const repo = await Repository.open(
     remote,
     { passphrase: config.passphrase, keyFile: config.keyFile },
-    { indexCache: join(stateDir(), `index-${identity}.json`), prefetch: prefetch?.(config) },
+    { indexCache: join(stateDir(), `index-${identity}.json`), prefetch: prefetch?.(config), indexAfter: beforeIndex?.(remote) },
   );
   return { config, identity, repo };
 }
@@ -159,17 +164,53 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   const config = await loadConfig(flags);
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
+  const pid = pidFile(config.host);
+  await mkdir(join(pid, '..'), { recursive: true });
+  // One backup of a host at a time on this PC (the agent's scheduled runs included).
+  const other = await runningBackup(config.host);
+  if (other !== null && other !== process.pid) {
+    throw new Error(`a backup of ${config.host} is already running (process ${other}): wait for it, or stop it with kura backup --cancel`);
+  }
+  await writeFile(pid, String(process.pid), { flag: 'wx' }).catch((err: unknown) => {
+    throw (err as NodeJS.ErrnoException).code === 'EEXIST'
+      ? new Error(`a backup of ${config.host} has just started in another process: wait for it, or stop it with kura backup --cancel`)
+      : err;
+  });
+  try {
+    await backupLocked(targets, type, config, flags);
+  } finally {
+    await rm(pid, { force: true });
+  }
+}
+
+/** The backup itself, once this PC's lock for the host is held. */
+async function backupLocked(targets: string[], type: SnapshotType, config: AgentConfig, flags: CommonFlags): Promise<void> {
   // The walk starts now, on its own thread, while the repository is opened (runBackup closes it).
   const scanner = new ScanThread(targets, { exclude: config.exclude, listings: true });
   const compares = type === 'incremental' || type === 'differential';
-  const opened = await openRepo(flags, (c) => ({ index: true, snapshotsOf: compares ? c.host : undefined }), config).catch(
+  const reporter = new AgentReporter(flags, 'backup');
+  const counts = { files: 0, bytes: 0, bytesUploaded: 0 };
+  const job: { log?: JobLog } = {};
+  // The job is recorded before the index is read (see Repository.open's indexAfter).
+  const startLog = (remote: GatewayRemote) => {
+    job.log = new JobLog(
+      remote,
+      config.host,
+      type,
+      () => counts,
+      (message) => reporter.note(message),
+    );
+    return job.log.start();
+  };
+  const opened = await openRepo(flags, (c) => ({ index: true, snapshotsOf: compares ? c.host : undefined }), config, startLog).catch(
     async (err: unknown) => {
       await scanner.close();
+      await job.log?.end('failed', { error: (err as Error).message });
       throw err;
     },
   );
   const { repo, identity } = opened;
-  const reporter = new AgentReporter(flags, 'backup');
+  const log = job.log!;
   let cancelled = false;
   let skipped = 0;
   const onSignal = () => {
@@ -177,29 +218,6 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
     reporter.note('Stopping after the uploads in progress…');
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  const pid = pidFile(config.host);
-  await mkdir(join(pid, '..'), { recursive: true });
-  // One backup of a host at a time on this PC (the agent's scheduled runs included).
-  const other = await runningBackup(config.host);
-  if (other !== null && other !== process.pid) {
-    await scanner.close();
-    throw new Error(`a backup of ${config.host} is already running (process ${other}): wait for it, or stop it with kura backup --cancel`);
-  }
-  await writeFile(pid, String(process.pid), { flag: 'wx' }).catch(async (err: unknown) => {
-    await scanner.close();
-    throw (err as NodeJS.ErrnoException).code === 'EEXIST'
-      ? new Error(`a backup of ${config.host} has just started in another process: wait for it, or stop it with kura backup --cancel`)
-      : err;
-  });
-  const counts = { files: 0, bytes: 0, bytesUploaded: 0 };
-  const log = new JobLog(
-    repo.remote,
-    config.host,
-    type,
-    () => counts,
-    (message) => reporter.note(message),
-  );
-  await log.start();
   try {
     const result = await runBackup(repo, {
       folders: targets,
@@ -253,7 +271,6 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
     throw err;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    await rm(pid, { force: true });
   }
 }
 

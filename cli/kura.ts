@@ -4,6 +4,7 @@ import { addAdminCommands } from './admin.js';
 import { addAgentCommands } from './agent-commands.js';
 import { addAgentDaemonCommands } from './agent-daemon.js';
 import { addCheckCommand } from './check-commands.js';
+import { addRetentionCommands } from './retention-commands.js';
 import { fail } from './output.js';
 
 const program = new Command();
@@ -34,4 +35,5 @@ addAgentDaemonCommands(program, async (fn, json) => {
   }
 });
 addCheckCommand(program, (fn, json) => fn().catch((err: unknown) => fail(err, { json })));
+addRetentionCommands(program, (fn, json) => fn().catch((err: unknown) => fail(err, { json })));
 await program.parseAsync(process.argv);

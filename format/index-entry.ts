@@ -17,8 +17,16 @@ export interface IndexEntry {
 /** The answer to GET /.kura/index?since=G: blobs added after generation G, and the current generation. */
 export interface IndexPage {
   generation: number;
+  /**
+   * Changes whenever packs leave the index (prune, a rebuild): a reader whose copy was taken under
+   * another epoch must read the whole index again, since entries it holds may be gone.
+   */
+  epoch: string;
   entries: IndexEntry[];
 }
+
+/** An index epoch: 1 to 32 lowercase hex digits ("0" for an index that never lost a pack). */
+export const INDEX_EPOCH = /^[0-9a-f]{1,32}$/;
 
 const EntrySchema = z.strictObject({
   id: hex64,
@@ -33,12 +41,13 @@ const PageSchema = z.strictObject({
   kura: z.literal('index'),
   v: z.literal(1),
   generation: count,
+  epoch: z.string().regex(INDEX_EPOCH),
   entries: z.array(EntrySchema),
 });
 
 const ENTRY_KEYS = ['id', 'pack', 'type', 'offset', 'length', 'plainLength'] as const;
 const ENTRY_KEY_SET = new Set<string>(ENTRY_KEYS);
-const PAGE_KEYS = ['kura', 'v', 'generation', 'entries'] as const;
+const PAGE_KEYS = ['kura', 'v', 'generation', 'epoch', 'entries'] as const;
 
 /** The schema's rules by hand (see validateQuick): an index holds up to millions of entries. */
 function quickEntry(value: unknown): boolean {
@@ -60,13 +69,19 @@ function quickEntry(value: unknown): boolean {
 function quickPage(value: unknown): boolean {
   if (!isPlainRecord(value, PAGE_KEYS, new Set(PAGE_KEYS))) return false;
   return (
-    value.kura === 'index' && value.v === 1 && isCount(value.generation) && Array.isArray(value.entries) && value.entries.every(quickEntry)
+    value.kura === 'index' &&
+    value.v === 1 &&
+    isCount(value.generation) &&
+    typeof value.epoch === 'string' &&
+    INDEX_EPOCH.test(value.epoch) &&
+    Array.isArray(value.entries) &&
+    value.entries.every(quickEntry)
   );
 }
 
 /** The page's bytes; throws FormatError('bad-record') for an invalid entry, so none is ever sent. */
 export function encodeIndex(page: IndexPage): Buffer {
-  const record = { kura: 'index', v: 1, generation: page.generation, entries: page.entries.map(canonicalEntry) };
+  const record = { kura: 'index', v: 1, generation: page.generation, epoch: page.epoch, entries: page.entries.map(canonicalEntry) };
   validateQuick(quickPage, PageSchema, record, 'bad-record', 'the index');
   return jsonBytes(record);
 }
@@ -74,7 +89,7 @@ export function encodeIndex(page: IndexPage): Buffer {
 /** Reads an index page; throws FormatError('bad-record') when malformed. */
 export function decodeIndex(bytes: Uint8Array): IndexPage {
   const page = validateQuick(quickPage, PageSchema, parseJson(bytes, 'bad-record', 'the index'), 'bad-record', 'the index');
-  return { generation: page.generation, entries: page.entries };
+  return { generation: page.generation, epoch: page.epoch, entries: page.entries };
 }
 
 /** 'data' → 'd', 'tree' → 't': the one-letter codes of trailers and the index. */

@@ -28,5 +28,5 @@ export {
   type SnapshotEnvelope,
   type SnapshotType,
 } from './snapshot.js';
-export { encodeIndex, decodeIndex, blobTypeToCode, blobTypeFromCode, type IndexEntry, type IndexPage } from './index-entry.js';
+export { encodeIndex, decodeIndex, INDEX_EPOCH, blobTypeToCode, blobTypeFromCode, type IndexEntry, type IndexPage } from './index-entry.js';
 export { encodeJob, decodeJob, shownState, mayReplace, JOB_ID, JOB_STALE_MS, type JobRecord, type JobState } from './job-log.js';

@@ -14,7 +14,7 @@ export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 export interface JobRecord {
   id: string;
   host: string;
-  /** backup types, or 'restore' / 'check' for other jobs. */
+  /** backup types, or 'restore' / 'check' / 'forget' / 'prune' for other jobs. */
   type: string;
   state: JobState;
   startedAt: string;
@@ -38,7 +38,7 @@ const JobSchema = z.strictObject({
   v: z.literal(1),
   id: z.string().regex(JOB_ID),
   host: z.string().min(1).max(255),
-  type: z.enum(['incremental', 'differential', 'full', 'copy', 'restore', 'check']),
+  type: z.enum(['incremental', 'differential', 'full', 'copy', 'restore', 'check', 'forget', 'prune']),
   state: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
   startedAt: isoTime,
   updatedAt: isoTime,

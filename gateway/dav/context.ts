@@ -20,6 +20,11 @@ export interface UserSpace {
   quotaBytes: number;
   /** The contract's limit on snapshot records (all hosts together). */
   maxSnapshots: number;
+  /**
+   * Whether the caller may delete in /.kura/ (forget snapshots, prune packs): only a certificate
+   * issued with the delete right; every other credential is append-only there.
+   */
+  mayDelete: boolean;
   usedBytes: () => Promise<number>;
 }
 

@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobIndex } from '../storage/blob-index.js';
 import { copyOrMove } from './handlers/copy-move.js';
-import { deleteKura, putKura } from './handlers/kura.js';
+import { deleteKura, moveKura, putKura } from './handlers/kura.js';
 import { lock, unlock } from './handlers/lock.js';
 import { propfind } from './handlers/propfind.js';
 import { proppatch } from './handlers/proppatch.js';
@@ -75,9 +75,9 @@ async function run(req: Request, res: Response, deps: DavDeps, locks: LockManage
   await (path[0] === '.kura' ? (kuraHandler(req.method) ?? handler) : handler)(ctx);
 }
 
-/** The agent's protocol area has its own PUT, DELETE and index; other verbs see it read-only. */
+/** The agent's protocol area has its own PUT, DELETE, MOVE and index; other verbs see it read-only. */
 function kuraHandler(method: string): Handler | undefined {
-  return ({ PUT: putKura, DELETE: deleteKura } as Record<string, Handler>)[method];
+  return ({ PUT: putKura, DELETE: deleteKura, MOVE: moveKura } as Record<string, Handler>)[method];
 }
 
 async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<string, Promise<void>>): Promise<UserSpace> {
@@ -104,6 +104,7 @@ async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<stri
     space: admission.space,
     quotaBytes: admission.contract.quotaBytes,
     maxSnapshots: admission.contract.maxSnapshots,
+    mayDelete: admission.principal.certificate?.mayDelete === true,
     usedBytes: () => deps.usedBytes(user.name),
   };
 }

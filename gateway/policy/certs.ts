@@ -50,7 +50,7 @@ export class Certificates {
   /** Issues a client certificate for an existing user and registers its fingerprint. */
   async issue(
     userName: string,
-    opts: { days?: number; notBefore?: Date; notAfter?: Date; extKeyUsage?: 'clientAuth' | 'serverAuth' } = {},
+    opts: { days?: number; notBefore?: Date; notAfter?: Date; extKeyUsage?: 'clientAuth' | 'serverAuth'; mayDelete?: boolean } = {},
   ): Promise<IssuedClientCert> {
     await this.users.get(userName);
     const ca = await this.loadCa();
@@ -63,6 +63,7 @@ export class Certificates {
       notAfter: cert.notAfter.toISOString(),
       issuedAt: new Date().toISOString(),
       revokedAt: null,
+      mayDelete: opts.mayDelete === true,
     };
     await this.meta.set(certKey(cert.fingerprint256), record);
     await this.meta.update(userCertsKey(userName), StringList, (l = []) => [...l, cert.fingerprint256]);

@@ -20,6 +20,11 @@ export const CertRecord = z.object({
   notAfter: z.string(),
   issuedAt: z.string(),
   revokedAt: z.string().nullable(),
+  /**
+   * The delete right: forget snapshots and prune packs in /.kura/. Certificates without it are
+   * append-only (ransomware on the PC cannot destroy its backups). Absent in older records: false.
+   */
+  mayDelete: z.boolean().optional(),
 });
 export type CertRecord = z.infer<typeof CertRecord>;
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { open, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -14,10 +15,14 @@ const Line = z.object({
 });
 type Line = z.infer<typeof Line>;
 
+/** The first line of an index that has lost packs: its epoch (format/index-entry.ts). */
+const Header = z.strictObject({ epoch: z.string().regex(/^[0-9a-f]{1,32}$/) });
+
 interface Loaded {
   size: number;
   /** The file's inode: a replaced index (replace(), from another process too) is read again whatever its size. */
   ino: number;
+  epoch: string;
   lines: Line[];
 }
 
@@ -37,15 +42,18 @@ const cache = new Map<string, Loaded>();
  * One user's blob index: an append-only file with one line per stored pack, numbered by a generation
  * that only grows, so an agent asks for what was added since the generation it last saw. Appends are
  * fsynced before the pack's PUT is answered; the index can always be rebuilt from the packs' trailers.
+ * When packs leave it (remove(), replace()) the file is rewritten under a new epoch, its first line,
+ * and the generations start again: an agent holding a copy of another epoch reads it all again.
  */
 export class BlobIndex {
   constructor(private readonly file: string) {}
 
   /** Every blob added after `generation`, and the current generation. */
-  async since(generation: number): Promise<{ generation: number; entries: IndexedBlob[] }> {
-    const lines = await this.load();
-    const entries = lines.filter((l) => l.g > generation).flatMap(expand);
-    return { generation: lines.length, entries };
+  async since(generation: number, epoch?: string): Promise<{ generation: number; epoch: string; entries: IndexedBlob[] }> {
+    const loaded = await this.loadAll();
+    const from = epoch === undefined || epoch === loaded.epoch ? generation : 0;
+    const entries = loaded.lines.filter((l) => l.g > from).flatMap(expand);
+    return { generation: loaded.lines.length, epoch: loaded.epoch, entries };
   }
 
   /**
@@ -53,7 +61,7 @@ export class BlobIndex {
    * Throws KuraError('conflict') when the file is damaged.
    */
   async list(): Promise<IndexedPack[]> {
-    return (await this.load()).map((l) => ({ pack: l.pack, blobs: expand(l).map(({ pack: _pack, ...b }) => b) }));
+    return (await this.load()).map(toPack);
   }
 
   /** Whether the index file exists at all (a missing one reads as empty). */
@@ -68,25 +76,41 @@ export class BlobIndex {
    * index again from the start (agent/repository.ts).
    */
   async replace(packs: IndexedPack[]): Promise<void> {
-    await this.serialised(async () => {
-      await mkdir(dirname(this.file), { recursive: true });
-      const tmp = join(dirname(this.file), `.${INDEX_FILE_NAME}.${process.pid}.tmp`);
-      const text = packs.map((p, i) => JSON.stringify(toLine(i + 1, p.pack, p.blobs)) + '\n').join('');
-      try {
-        const fh = await open(tmp, 'w');
-        try {
-          await fh.write(text);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await rename(tmp, this.file);
-      } finally {
-        await rm(tmp, { force: true });
-      }
-      await syncDir(dirname(this.file));
-      cache.delete(this.file);
+    await this.serialised(() => this.rewrite(packs));
+  }
+
+  /**
+   * Takes packs out of the index (prune moved them to the trash) under a new epoch; returns those
+   * that were indexed. The pack files are not touched.
+   */
+  async remove(packIds: ReadonlySet<string>): Promise<IndexedPack[]> {
+    return this.serialised(async () => {
+      const all = (await this.load()).map(toPack);
+      const gone = all.filter((p) => packIds.has(p.pack));
+      if (gone.length > 0) await this.rewrite(all.filter((p) => !packIds.has(p.pack)));
+      return gone;
     });
+  }
+
+  private async rewrite(packs: IndexedPack[]): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    const tmp = join(dirname(this.file), `.${INDEX_FILE_NAME}.${process.pid}.tmp`);
+    const header = JSON.stringify({ epoch: randomBytes(8).toString('hex') }) + '\n';
+    const text = header + packs.map((p, i) => JSON.stringify(toLine(i + 1, p.pack, p.blobs)) + '\n').join('');
+    try {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.write(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.file);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    await syncDir(dirname(this.file));
+    cache.delete(this.file);
   }
 
   /** The ids of every indexed pack. */
@@ -113,16 +137,23 @@ export class BlobIndex {
   }
 
   private async load(): Promise<Line[]> {
+    return (await this.loadAll()).lines;
+  }
+
+  private async loadAll(): Promise<Loaded> {
     const st = await stat(this.file).catch(() => null);
     const size = st?.size ?? 0;
     const ino = st?.ino ?? 0;
     const known = cache.get(this.file)?.ino === ino ? cache.get(this.file) : undefined;
-    if (known && known.size === size) return known.lines;
+    if (known && known.size === size) return known;
     const from = known && known.size < size ? known.size : 0;
     const lines = from === 0 ? [] : [...(known?.lines ?? [])];
-    lines.push(...(await readLines(this.file, from, size)));
-    cache.set(this.file, { size, ino, lines });
-    return lines;
+    const read = await readLines(this.file, from, size);
+    const epoch = from === 0 ? (read.epoch ?? '0') : (known?.epoch ?? '0');
+    lines.push(...read.lines);
+    const loaded = { size, ino, epoch, lines };
+    cache.set(this.file, loaded);
+    return loaded;
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
@@ -150,25 +181,31 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+function toPack(l: Line): IndexedPack {
+  return { pack: l.pack, blobs: expand(l).map(({ pack: _pack, ...b }) => b) };
+}
+
 function expand(l: Line): IndexedBlob[] {
   return l.blobs.map(([id, type, offset, length, plainLength]) => ({ id, pack: l.pack, type, offset, length, plainLength }));
 }
 
-async function readLines(file: string, from: number, to: number): Promise<Line[]> {
-  if (to <= from) return [];
+async function readLines(file: string, from: number, to: number): Promise<{ epoch?: string; lines: Line[] }> {
+  if (to <= from) return { lines: [] };
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(to - from);
     await fh.read(buf, 0, buf.length, from);
-    return buf
+    const texts = buf
       .toString('utf8')
       .split('\n')
-      .filter((t) => t.trim() !== '')
-      .map((t) => {
-        const parsed = Line.safeParse(parseJson(t));
-        if (!parsed.success) throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
-        return parsed.data;
-      });
+      .filter((t) => t.trim() !== '');
+    const header = from === 0 && texts.length > 0 ? Header.safeParse(parseJson(texts[0] as string)) : null;
+    const lines = texts.slice(header?.success ? 1 : 0).map((t) => {
+      const parsed = Line.safeParse(parseJson(t));
+      if (!parsed.success) throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
+      return parsed.data;
+    });
+    return { epoch: header?.success ? header.data.epoch : undefined, lines };
   } finally {
     await fh.close();
   }

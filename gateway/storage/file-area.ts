@@ -180,8 +180,9 @@ export class FileArea {
   }
 
   /** Renames a file or tree to a place that does not exist yet (same area, so space is unchanged). */
-  async move(from: readonly string[], to: readonly string[]): Promise<void> {
-    await this.requireParentCollection(to);
+  async move(from: readonly string[], to: readonly string[], opts: { createParents?: boolean } = {}): Promise<void> {
+    if (opts.createParents) await this.makeParents(to);
+    else await this.requireParentCollection(to);
     await this.unlinkStray(to);
     await rename(this.abs(from), this.abs(to));
   }

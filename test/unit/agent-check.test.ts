@@ -34,8 +34,17 @@ class MemoryRemote implements Remote {
     const names = [...this.files.keys()].filter((p) => p.startsWith(path)).map((p) => p.slice(path.length).split('/')[0]!);
     return Promise.resolve([...new Set(names)]);
   }
+  sizes(path: string): Promise<Map<string, number>> {
+    return Promise.resolve(new Map([...this.files].filter(([p]) => p.startsWith(path)).map(([p, b]) => [p.slice(path.length), b.length])));
+  }
   getIndex(): Promise<Buffer> {
-    return Promise.resolve(encodeIndex({ generation: 1, entries: this.index }));
+    return Promise.resolve(encodeIndex({ generation: 1, epoch: '0', entries: this.index }));
+  }
+  remove(path: string): Promise<boolean> {
+    return Promise.resolve(this.files.delete(path));
+  }
+  move(): Promise<void> {
+    return Promise.reject(new Error('check never moves packs'));
   }
 }
 

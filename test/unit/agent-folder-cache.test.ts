@@ -17,7 +17,10 @@ const noRemote: Remote = {
   getFile: () => Promise.reject(new Error('no gateway in this test')),
   putFile: async () => undefined,
   list: async () => [],
+  sizes: async () => new Map(),
   getIndex: async () => Buffer.alloc(0),
+  remove: () => Promise.reject(new Error('no gateway in this test')),
+  move: () => Promise.reject(new Error('no gateway in this test')),
 };
 
 /** Readers that "store" each file as one blob (its content's id), and list the files they read. */

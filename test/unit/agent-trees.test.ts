@@ -28,7 +28,10 @@ function fixture() {
     },
     putFile: async () => undefined,
     list: async () => [],
+    sizes: async () => new Map(),
     getIndex: async () => Buffer.alloc(0),
+    remove: () => Promise.reject(new Error('this test deletes nothing')),
+    move: () => Promise.reject(new Error('this test moves nothing')),
   } satisfies Remote & { gets: number };
   return { ids, index, remote };
 }

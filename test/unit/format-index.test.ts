@@ -7,11 +7,11 @@ const entry: IndexEntry = { id: '1'.repeat(64), pack: '2'.repeat(64), type: 't',
 
 describe('format: index pages', () => {
   it('round-trips a page in the documented JSON shape', () => {
-    const page = { generation: 42, entries: [entry, { ...entry, id: '3'.repeat(64), type: 'd' as const, offset: 109 }] };
+    const page = { generation: 42, epoch: '9f3c', entries: [entry, { ...entry, id: '3'.repeat(64), type: 'd' as const, offset: 109 }] };
     const bytes = encodeIndex(page);
-    assert.ok(bytes.toString('utf8').startsWith('{"kura":"index","v":1,"generation":42,"entries":[{"id":"111'));
+    assert.ok(bytes.toString('utf8').startsWith('{"kura":"index","v":1,"generation":42,"epoch":"9f3c","entries":[{"id":"111'));
     assert.deepEqual(decodeIndex(bytes), page);
-    assert.deepEqual(decodeIndex(encodeIndex({ generation: 0, entries: [] })), { generation: 0, entries: [] });
+    assert.deepEqual(decodeIndex(encodeIndex({ generation: 0, epoch: '0', entries: [] })), { generation: 0, epoch: '0', entries: [] });
   });
 
   it('refuses bad ids, offsets inside the pack header, unknown types and fields', () => {
@@ -28,10 +28,14 @@ describe('format: index pages', () => {
       { id: null },
       { pack: 5 },
     ]) {
-      const raw = Buffer.from(JSON.stringify({ kura: 'index', v: 1, generation: 1, entries: [{ ...entry, ...bad }] }));
+      const raw = Buffer.from(JSON.stringify({ kura: 'index', v: 1, generation: 1, epoch: '0', entries: [{ ...entry, ...bad }] }));
       assert.throws(() => decodeIndex(raw), badRecord, JSON.stringify(bad));
     }
-    assert.throws(() => encodeIndex({ generation: -1, entries: [] }), badRecord);
+    assert.throws(() => encodeIndex({ generation: -1, epoch: '0', entries: [] }), badRecord);
+    for (const epoch of ['', 'G1', '0'.repeat(33), 7]) {
+      const raw = Buffer.from(JSON.stringify({ kura: 'index', v: 1, generation: 1, epoch, entries: [] }));
+      assert.throws(() => decodeIndex(raw), badRecord, JSON.stringify(epoch));
+    }
   });
 
   it('maps blob types to the one-letter codes of trailers and the index', () => {

@@ -73,15 +73,20 @@ describe('gateway: pack check', () => {
     const file = join(root, 'meta', 'index.ndjson');
     const index = new BlobIndex(file);
     await index.add(hex('a'), indexed(hex('a'), [entry(hex('1'), 9)]).blobs);
+    assert.equal((await index.since(0)).epoch, '0', 'an index that never lost a pack is of epoch 0');
     await index.replace([indexed(hex('b'), [entry(hex('2'), 9)]), indexed(hex('c'), [entry(hex('3'), 9)])]);
     assert.deepEqual(
       (await index.list()).map((p) => p.pack),
       [hex('b'), hex('c')],
     );
-    assert.equal((await index.since(0)).generation, 2);
+    const { generation, epoch } = await index.since(0);
+    assert.equal(generation, 2);
+    assert.match(epoch, /^[0-9a-f]{16}$/, 'a replaced index has a new epoch');
+    assert.equal((await index.since(2, epoch)).entries.length, 0, 'nothing new since generation 2 of this epoch');
+    assert.equal((await index.since(2, '0')).entries.length, 2, 'a copy of another epoch gets the whole index');
     // The same lines with c first, written by "another process": the same size, a new inode.
     const lines = (await readFile(file, 'utf8')).trim().split('\n');
-    const swapped = [lines[1]!.replace('"g":2', '"g":1'), lines[0]!.replace('"g":1', '"g":2')].join('\n') + '\n';
+    const swapped = [lines[0]!, lines[2]!.replace('"g":2', '"g":1'), lines[1]!.replace('"g":1', '"g":2')].join('\n') + '\n';
     const other = join(root, 'meta', 'other');
     await writeFile(other, swapped);
     assert.equal(swapped.length, (await readFile(file, 'utf8')).length);
@@ -89,6 +94,19 @@ describe('gateway: pack check', () => {
     assert.deepEqual(
       (await index.list()).map((p) => p.pack),
       [hex('c'), hex('b')],
+    );
+    assert.equal((await index.since(0)).epoch, epoch, 'the epoch is read back from the first line');
+
+    const gone = await index.remove(new Set([hex('c'), hex('9')]));
+    assert.deepEqual(
+      gone.map((p) => p.pack),
+      [hex('c')],
+    );
+    const after = await index.since(2, epoch);
+    assert.notEqual(after.epoch, epoch, 'removing a pack starts a new epoch');
+    assert.deepEqual(
+      after.entries.map((e) => e.pack),
+      [hex('b')],
     );
     await writeFile(file, 'not json\n');
     await assert.rejects(index.list(), (e: unknown) => e instanceof KuraError && e.code === 'conflict');

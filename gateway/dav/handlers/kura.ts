@@ -10,6 +10,7 @@ import {
   encodeJob,
   mayReplace,
   JOB_ID,
+  INDEX_EPOCH,
   blobTypeToCode,
   encodeIndex,
   isValidHost,
@@ -20,7 +21,7 @@ import {
 import { KuraError } from '../../errors.js';
 import type { SpaceGuard } from '../../storage/file-area.js';
 import { acceptBody, readSmallBody } from '../body.js';
-import { header, type DavContext } from '../context.js';
+import { destinationOf, header, type DavContext } from '../context.js';
 import { prepaid } from './write.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -46,17 +47,97 @@ export async function putKura(ctx: DavContext): Promise<void> {
   );
 }
 
-/** DELETE in /.kura/: refused, the area is append-only (forgetting snapshots comes with retention). */
-export async function deleteKura(): Promise<void> {
-  throw new KuraError('forbidden', 'append-only: backups cannot be deleted or overwritten with this credential');
+/**
+ * DELETE in /.kura/, with the delete right only: a snapshot record (forget) or a pack in the trash
+ * (the last step of prune, which frees its space). Nothing else in the area is ever deleted.
+ */
+export async function deleteKura(ctx: DavContext): Promise<void> {
+  requireDeleteRight(ctx);
+  const [, kind, a, b] = ctx.path;
+  const segs = ctx.path.slice(1);
+  if (ctx.path.length !== 4 || !a || !b || (kind !== 'snapshots' && kind !== 'trash')) {
+    throw new KuraError(
+      'forbidden',
+      'forbidden: in the agent area only snapshots/<host>/<id> (forget) and trash/<xx>/<id> (prune) can be deleted',
+    );
+  }
+  const remove = async () => {
+    const entry = await ctx.user.kura.stat(segs);
+    if (!entry || entry.type !== 'file') throw new KuraError('not-found', `no such ${kind === 'trash' ? 'pack in the trash' : 'snapshot'}`);
+    await ctx.user.space.release(await ctx.user.kura.remove(segs));
+    ctx.res.status(204).end();
+  };
+  return kind === 'snapshots' ? oneAtATime(`snapshots:${ctx.user.id}`, remove) : oneAtATime(`pack:${ctx.user.id}/${b}`, remove);
 }
 
-/** GET /.kura/index?since=G: the blobs the user holds, added after generation G. */
+/**
+ * MOVE in /.kura/, with the delete right only, between packs/<xx>/<id> and trash/<xx>/<id> (prune):
+ * into the trash, the pack leaves the index first (no backup starting after this counts on its blobs),
+ * then its file moves; back from the trash, its trailer is read again and it is indexed again. The
+ * space it takes is counted until it is deleted from the trash. A repeat of a done move is a no-op.
+ */
+export async function moveKura(ctx: DavContext): Promise<void> {
+  requireDeleteRight(ctx);
+  const to = destinationOf(ctx.req);
+  const [, kind, prefix, id] = ctx.path;
+  const [top, toKind, toPrefix, toId] = to;
+  const isPack = (k: string | undefined, p: string | undefined, i: string | undefined) =>
+    (k === 'packs' || k === 'trash') && i !== undefined && HEX64.test(i) && p === i.slice(0, 2);
+  if (
+    ctx.path.length !== 4 ||
+    to.length !== 4 ||
+    top !== '.kura' ||
+    !isPack(kind, prefix, id) ||
+    !isPack(toKind, toPrefix, toId) ||
+    id !== toId ||
+    kind === toKind
+  ) {
+    throw new KuraError('forbidden', 'forbidden: in the agent area a pack only moves from packs/<xx>/<id> to trash/<xx>/<id> and back');
+  }
+  const from = ctx.path.slice(1);
+  const dest = to.slice(1);
+  await oneAtATime(`pack:${ctx.user.id}/${id}`, async () => {
+    const [here, there] = await Promise.all([ctx.user.kura.stat(from), ctx.user.kura.stat(dest)]);
+    if (!here) {
+      if (!there) throw new KuraError('not-found', 'no such pack');
+      ctx.res.status(204).end();
+      return;
+    }
+    if (there) throw new KuraError('exists', 'precondition-failed: the pack is in both packs/ and trash/; ask the operator to run kura admin check');
+    if (toKind === 'trash') {
+      await ctx.user.index.remove(new Set([id as string]));
+      await ctx.user.kura.move(from, dest, { createParents: true });
+    } else {
+      const config = await readConfig(ctx);
+      const entries = await asFormatRefusalAsync(() => verifyPack(join(ctx.user.kura.root, ...from), config.encrypted));
+      await ctx.user.kura.move(from, dest, { createParents: true });
+      await ctx.user.index.add(id as string, toIndexed(entries));
+    }
+    ctx.res.status(201).end();
+  });
+}
+
+function requireDeleteRight(ctx: DavContext): void {
+  if (!ctx.user.mayDelete) {
+    throw new KuraError(
+      'forbidden',
+      'append-only: this credential may add backups but not delete or move them; forget and prune need a certificate with the delete right (kura admin cert issue USER --delete-right)',
+    );
+  }
+}
+
+/**
+ * GET /.kura/index?since=G&epoch=E: the blobs the user holds, added after generation G; from the
+ * start when E is not the index's epoch any more (packs have left it since).
+ */
 export async function getIndex(ctx: DavContext): Promise<void> {
-  const raw = new URLSearchParams(ctx.req.url.split('?')[1] ?? '').get('since') ?? '0';
+  const query = new URLSearchParams(ctx.req.url.split('?')[1] ?? '');
+  const raw = query.get('since') ?? '0';
+  const epoch = query.get('epoch') ?? undefined;
   if (!/^\d{1,15}$/.test(raw)) throw new KuraError('bad-request', 'bad-request: since must be a generation number');
-  const { generation, entries } = await ctx.user.index.since(Number(raw));
-  const body = encodeIndex({ generation, entries });
+  if (epoch !== undefined && !INDEX_EPOCH.test(epoch)) throw new KuraError('bad-request', 'bad-request: epoch must be 1-32 hex digits');
+  const page = await ctx.user.index.since(Number(raw), epoch);
+  const body = encodeIndex(page);
   ctx.res.status(200);
   ctx.res.setHeader('Content-Type', 'application/json');
   ctx.res.setHeader('Cache-Control', 'no-store');
