@@ -33,6 +33,11 @@ export interface ArchiverDeps {
   /** New trees are kept here, so the next backup finds them on the PC. */
   treeCache?: TreeCache;
   exclude: string[];
+  /**
+   * `kura baseline mark`: files are read and hashed, but their data is not stored; their entries
+   * carry `baseline` (format/README.md, Trees). Trees are stored as usual.
+   */
+  referenceOnly?: boolean;
   /** The walk (scan.ts), or the same on a worker thread (scan-thread.ts). */
   scan?: (root: string, opts: ScanOptions) => AsyncIterable<ScanEntry>;
   isCancelled: () => boolean;
@@ -127,6 +132,7 @@ export class Archiver implements BlobSink {
     if (this.failure) throw this.failure;
     this.deps.packer.check();
     const out = new Uint8Array(ids.length);
+    if (this.deps.referenceOnly) return out;
     ids.forEach((id, i) => {
       if (this.deps.known.has(id)) return;
       this.deps.known.add(id);
@@ -268,7 +274,7 @@ export class Archiver implements BlobSink {
   private async withParentContent(e: TreeEntry, parent: Map<string, TreeEntry>, frame: Frame): Promise<TreeEntry | null> {
     if (e.type !== 'file' || e.content !== undefined) return e;
     const previous = parent.get(e.name);
-    if (previous && unchanged(previous, e)) return { ...e, content: previous.content ?? [] };
+    if (previous && unchanged(previous, e)) return reused(e, previous);
     this.totals.files--;
     this.totals.bytes -= e.size;
     this.totals.unchangedFiles--;
@@ -299,7 +305,7 @@ export class Archiver implements BlobSink {
     if (e.type === 'symlink') return { entry: Promise.resolve({ ...entry, target: e.target ?? '' }) };
     if (previous && unchanged(previous, entry)) {
       this.countUnchanged(e.size);
-      return { entry: Promise.resolve({ ...entry, content: previous.content ?? [] }) };
+      return { entry: Promise.resolve(reused(entry, previous)) };
     }
     this.totals.files++;
     this.totals.bytes += e.size;
@@ -315,7 +321,7 @@ export class Archiver implements BlobSink {
         return null;
       }
       this.deps.onFile?.(this.totals, e.size);
-      return { ...entry, content: o.content };
+      return this.deps.referenceOnly ? { ...entry, content: o.content, baseline: true as const } : { ...entry, content: o.content };
     });
     return { entry: done };
   }
@@ -403,6 +409,11 @@ function unchanged(previous: TreeEntry, now: TreeEntry): boolean {
   return previous.type === 'file' && previous.size === now.size && previous.mtimeNs === now.mtimeNs && previous.ino === now.ino;
 }
 
+/** An unchanged file's entry: the parent's content (and its baseline mark, if the parent had one). */
+function reused(entry: TreeEntry, previous: TreeEntry): TreeEntry {
+  return previous.baseline ? { ...entry, content: previous.content ?? [], baseline: true } : { ...entry, content: previous.content ?? [] };
+}
+
 /** True when entries are exactly the parent tree's (so its stored tree can be kept as it is). */
 function sameEntries(entries: TreeEntry[], parent: Map<string, TreeEntry>): boolean {
   if (entries.length !== parent.size) return false;
@@ -413,7 +424,9 @@ function sameEntries(entries: TreeEntry[], parent: Map<string, TreeEntry>): bool
 }
 
 function sameEntry(a: TreeEntry, b: TreeEntry): boolean {
-  const scalar = (['type', 'mode', 'mtimeNs', 'size', 'ino', 'subtree', 'target'] as const).every((k) => (a[k] ?? null) === (b[k] ?? null));
+  const scalar = (['type', 'mode', 'mtimeNs', 'size', 'ino', 'subtree', 'target', 'baseline'] as const).every(
+    (k) => (a[k] ?? null) === (b[k] ?? null),
+  );
   if (!scalar) return false;
   const ca = a.content ?? [];
   const cb = b.content ?? [];

@@ -32,6 +32,11 @@ export interface BackupOptions {
   onFile?: (totals: ArchiveTotals, bytes: number) => void;
   onUploaded?: (bytes: number) => void;
   onWarning?: (path: string, err: unknown) => void;
+  /**
+   * Called when the gateway refuses the snapshot because the contract's limit is reached; true when
+   * it made room (forgot snapshots), and the commit is tried again (up to 3 times).
+   */
+  onSnapshotLimit?: () => Promise<boolean>;
 }
 
 export interface BackupResult {
@@ -68,7 +73,7 @@ async function backupWith(
 ): Promise<BackupResult> {
   const [index, snapshots, treeCache, folderCache] = await Promise.all([
     repo.index(),
-    opts.type === 'full' || opts.type === 'copy' ? [] : repo.snapshots(opts.host),
+    opts.type === 'full' || opts.type === 'copy' || opts.type === 'baseline' ? [] : repo.snapshots(opts.host),
     TreeCache.load(opts.treeCache ?? null),
     FolderCache.load(opts.folderCache ?? null),
   ]);
@@ -95,6 +100,7 @@ async function backupWith(
     folders,
     treeCache,
     exclude: opts.exclude,
+    referenceOnly: type === 'baseline',
     scan: (root, o) => scanner.scan(root, o),
     isCancelled: opts.isCancelled,
     onFile: opts.onFile,
@@ -129,16 +135,20 @@ async function backupWith(
     packer.uploadedPacks > 0 ? repo.refreshIndex() : null,
   ]).catch(() => undefined);
   try {
-    await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes).catch((err: unknown) => {
-      if (err instanceof RemoteError && /snapshot-limit-reached/.test(err.message)) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await repo.remote.putFile(`/.kura/snapshots/${opts.host}/${id}`, bytes);
+        break;
+      } catch (err) {
+        if (!(err instanceof RemoteError && /snapshot-limit-reached/.test(err.message))) throw err;
+        if (attempt <= 3 && opts.onSnapshotLimit && (await opts.onSnapshotLimit())) continue;
         throw new RemoteError(
           `${err.message}. The data this backup uploaded stays on the gateway: once there is room, the next backup only records the snapshot.`,
           err.status,
           false,
         );
       }
-      throw err;
-    });
+    }
   } finally {
     await caches;
   }
@@ -147,8 +157,9 @@ async function backupWith(
 
 /** The snapshot a backup of this type compares with (snapshots oldest first), or null. */
 export function parentFor(type: SnapshotType, snapshots: readonly SnapshotInfo[]): SnapshotInfo | null {
-  if (type === 'full' || type === 'copy') return null;
-  const candidates = type === 'differential' ? snapshots.filter((s) => s.type === 'full') : snapshots;
+  if (type === 'full' || type === 'copy' || type === 'baseline') return null;
+  // A marked baseline is a base too: a differential after it sends what changed since the image.
+  const candidates = type === 'differential' ? snapshots.filter((s) => s.type === 'full' || s.type === 'baseline') : snapshots;
   return candidates[candidates.length - 1] ?? null;
 }
 

@@ -38,7 +38,7 @@ export interface PruneReport {
   durationMs: number;
 }
 
-const BACKUP_TYPES = new Set(['incremental', 'differential', 'full', 'copy']);
+const BACKUP_TYPES = new Set(['incremental', 'differential', 'full', 'copy', 'baseline']);
 const REPACK_TARGET = 32 << 20;
 
 /**

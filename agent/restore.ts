@@ -29,6 +29,8 @@ export interface RestoreCounts {
   skipped: number;
   bytes: number;
   failed: { path: string; reason: string }[];
+  /** Files of the marked baseline (never uploaded): left to the baseline image, not restored. */
+  baseline: number;
 }
 
 /**
@@ -89,7 +91,7 @@ interface Work {
  * Decoding and file writes run on worker threads (DecodePool); this thread fetches and keeps count.
  */
 export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions): Promise<RestoreCounts> {
-  const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [] };
+  const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [], baseline: 0 };
   const workers = defaultWorkers();
   // Fetched bytes in flight: one run per fetcher, plus one queued per extra worker.
   const pool = new DecodePool(repo.keys, workers, { cells: FETCHERS + workers - 1, cellSize: RUN_MAX });
@@ -118,7 +120,7 @@ async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreO
   const fresh = !(await lstat(opts.target).catch(() => null));
   await mkdir(opts.target, { recursive: true });
   const layout: Layout = { dirs: [], links: [], files: [] };
-  await walk(trees, root, '', (rel, entry) => place(layout, opts, rel, entry));
+  await walk(trees, root, '', (rel, entry) => place(layout, opts, rel, entry, counts));
   // The folders are made on a worker while this thread plans the transfer.
   const setup = pool.run({ kind: 'setup', mkdirs: layout.dirs.map((d) => d.path), symlinks: layout.links, replace: !fresh, dirMetas: [] });
   const planned = (async () => {
@@ -137,10 +139,11 @@ function under(target: string, rel: string): string {
   return target.endsWith(sep) ? target + native : target + sep + native;
 }
 
-function place(layout: Layout, opts: RestoreOptions, rel: string, entry: TreeEntry): void {
+function place(layout: Layout, opts: RestoreOptions, rel: string, entry: TreeEntry, counts: RestoreCounts): void {
   if (!selected(rel, opts.paths)) return;
   const path = under(opts.target, rel);
-  if (entry.type === 'dir') layout.dirs.push({ path, entry });
+  if (entry.baseline) counts.baseline++;
+  else if (entry.type === 'dir') layout.dirs.push({ path, entry });
   else if (entry.type === 'symlink') layout.links.push({ path, target: entry.target ?? '' });
   else layout.files.push({ rel, entry });
 }

@@ -12,6 +12,7 @@ import { JobLog, readJobLog } from '../agent/job-log.js';
 import { jobsJson, jobsTable } from './job-table.js';
 import { putWrappedKey, Repository, type OpenOptions, type SnapshotInfo } from '../agent/repository.js';
 import { runRestore } from '../agent/restore.js';
+import { forgetSnapshots, hasRules, planForget } from '../agent/retention.js';
 import { encodeKeyFile, type SnapshotType } from '../format/index.js';
 import { AgentReporter } from './agent-report.js';
 
@@ -73,6 +74,14 @@ export function addAgentCommands(program: Command, run: (fn: () => Promise<void>
     .option('--exclude <glob...>', 'leave out matching paths')
     .option('--cancel', 'stop the backup running for this host, cleanly')
     .action((folders: string[], flags: CommonFlags & { type: string; cancel?: boolean }) => run(() => backup(folders, flags), flags.json));
+  const baseline = program
+    .command('baseline')
+    .description('a known image of this PC (e.g. its factory install) whose files are never uploaded');
+  withConnection(
+    baseline
+      .command('mark [folders...]')
+      .description('record the folders as they are now as the baseline: files are hashed, not uploaded; later backups send only changes'),
+  ).action((folders: string[], flags: CommonFlags) => run(() => lockedBackup(folders, 'baseline', flags), flags.json));
   withConnection(
     program.command('restore <snapshot> [paths...]').description('restore a snapshot (latest, an id prefix or a time) into --target'),
   )
@@ -161,6 +170,11 @@ async function backup(folders: string[], flags: CommonFlags & { type: string; ca
   if (flags.cancel) return cancelRunning((await loadConfig(flags)).host, flags);
   const type = flags.type;
   if (!isSnapshotType(type)) throw new Error(`--type must be incremental, differential, full or copy, not ${type}`);
+  await lockedBackup(folders, type, flags);
+}
+
+/** A backup of the given type (baseline included) under this PC's one-backup-per-host lock. */
+async function lockedBackup(folders: string[], type: SnapshotType, flags: CommonFlags): Promise<void> {
   const config = await loadConfig(flags);
   const targets = (folders.length > 0 ? folders : config.folders).map((f) => resolve(f));
   if (targets.length === 0) throw new Error('name the folders to back up, or list them in the config file');
@@ -246,7 +260,13 @@ async function backupLocked(targets: string[], type: SnapshotType, config: Agent
         skipped++;
         reporter.note(`skipped ${path}: ${(err as Error).message}`);
       },
+      onSnapshotLimit: config.keepWithinPlan ? () => makeRoom(repo, config, (m) => reporter.note(m)) : undefined,
     });
+    if (type === 'baseline') {
+      reporter.note(
+        `Marked ${result.totals.files} files as the baseline of ${config.host}: their data was hashed, not uploaded. Later backups upload only what changes since; a restore leaves these files to the baseline image, so keep it (e.g. the recovery partition).`,
+      );
+    }
     if (type === 'differential' && result.type === 'full') {
       reporter.note(
         `${config.host} had no full backup to differ from: this backup was made as a full one, the base for the next differentials.`,
@@ -272,6 +292,24 @@ async function backupLocked(targets: string[], type: SnapshotType, config: Agent
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * keepWithinPlan: the contract's snapshot limit is reached, so forget what the config's keep policy
+ * does not keep among this host's snapshots, or else its oldest one. Needs the delete right.
+ */
+async function makeRoom(repo: Repository, config: AgentConfig, note: (message: string) => void): Promise<boolean> {
+  const mine = await repo.snapshots(config.host);
+  const byPolicy = hasRules(config.keep) ? planForget(mine, config.keep).forget : [];
+  const forget = byPolicy.length > 0 ? byPolicy : mine.slice(0, 1);
+  if (forget.length === 0) return false;
+  await forgetSnapshots(repo.remote, forget).catch((err: unknown) => {
+    throw new Error(`the snapshot limit is reached and keepWithinPlan could not forget old snapshots: ${(err as Error).message}`);
+  });
+  note(
+    `The contract's snapshot limit was reached: forgot ${forget.length} old snapshot(s) of ${config.host} ${byPolicy.length > 0 ? 'that the keep policy does not keep' : '(the oldest)'} to make room (keepWithinPlan). kura prune frees their space.`,
+  );
+  return true;
 }
 
 /** The process of the backup of host that is running now, or null (a stale pid file is removed). */

@@ -53,9 +53,15 @@ export class AgentReporter {
       { key: 'skipped', label: 'already there and verified', value: c.skipped },
       { key: 'failed', label: 'files NOT restored', value: c.failed.length },
       { key: 'bytes', label: 'bytes written', value: c.bytes, unit: 'bytes' },
+      ...(c.baseline > 0 ? [{ key: 'baseline', label: 'baseline files left to the image', value: c.baseline }] : []),
     ];
     const title = c.failed.length > 0 ? `Restore finished with ${c.failed.length} damaged files` : 'Restore done';
     this.progress.summary(fields, title);
     for (const f of c.failed) process.stderr.write(`NOT restored: ${f.path}: ${f.reason}\n`);
+    if (c.baseline > 0) {
+      this.note(
+        `${c.baseline} file(s) are unchanged since the marked baseline and were never uploaded: restore them from the baseline image (e.g. the factory install).`,
+      );
+    }
   }
 }

@@ -38,7 +38,7 @@ const JobSchema = z.strictObject({
   v: z.literal(1),
   id: z.string().regex(JOB_ID),
   host: z.string().min(1).max(255),
-  type: z.enum(['incremental', 'differential', 'full', 'copy', 'restore', 'check', 'forget', 'prune']),
+  type: z.enum(['incremental', 'differential', 'full', 'copy', 'baseline', 'restore', 'check', 'forget', 'prune']),
   state: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
   startedAt: isoTime,
   updatedAt: isoTime,

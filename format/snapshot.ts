@@ -5,8 +5,11 @@ import { base64, count, decodeJson, hex64, isoTime, validate } from './schema.js
 import type { MasterKeys } from './keys.js';
 import { BOX_OVERHEAD, open, seal } from './sealed-box.js';
 
-/** The backup types of the patent: a copy is a full that does not reset the baseline. */
-export type SnapshotType = 'full' | 'incremental' | 'differential' | 'copy';
+/**
+ * The backup types of the patent: a copy is a full that does not reset the baseline; a baseline
+ * (`kura baseline mark`) records a known image's files by reference without uploading them.
+ */
+export type SnapshotType = 'full' | 'incremental' | 'differential' | 'copy' | 'baseline';
 
 /** The envelope fields that stay readable without keys (the gateway lists and sorts by them). */
 export interface SnapshotMeta {
@@ -77,7 +80,7 @@ const BodySchema = z.strictObject({
 const MetaSchema = z.strictObject({
   time: isoTime,
   host: z.string().refine(isValidHost, 'a host name is 1-64 letters, digits, ".", "_" or "-", and not "." or ".."'),
-  type: z.enum(['full', 'incremental', 'differential', 'copy']),
+  type: z.enum(['full', 'incremental', 'differential', 'copy', 'baseline']),
 });
 
 const EnvelopeSchema = z

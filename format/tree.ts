@@ -24,6 +24,11 @@ export interface TreeEntry {
   subtree?: string | undefined;
   /** Symlinks: where the link points. */
   target?: string | undefined;
+  /**
+   * Files only: the content is the marked baseline's (a factory image): its blob ids are recorded by
+   * reference and were never uploaded, so a restore leaves this file to the baseline image.
+   */
+  baseline?: true | undefined;
 }
 
 export const MAX_TREE_ENTRIES = 1_000_000;
@@ -55,6 +60,7 @@ const EntrySchema = z
       .min(1)
       .refine((t) => !t.includes('\0') && !LONE_SURROGATE.test(t), 'a link target cannot hold NUL or a lone surrogate')
       .optional(),
+    baseline: z.literal(true).optional(),
   })
   .superRefine((e, ctx) => {
     const problem = kindProblem(e);
@@ -88,7 +94,7 @@ export function decodeTree(plain: Uint8Array): TreeEntry[] {
 }
 
 const ENTRY_REQUIRED = ['name', 'type', 'mode', 'mtimeNs', 'size'] as const;
-const ENTRY_ALLOWED = new Set<string>([...ENTRY_REQUIRED, 'ino', 'content', 'subtree', 'target']);
+const ENTRY_ALLOWED = new Set<string>([...ENTRY_REQUIRED, 'ino', 'content', 'subtree', 'target', 'baseline']);
 const TREE_KEYS = ['v', 'entries'] as const;
 const MTIME_NS = /^-?(0|[1-9][0-9]{0,24})$/;
 
@@ -113,7 +119,8 @@ function quickEntry(value: unknown): boolean {
   ) {
     return false;
   }
-  return kindProblem({ type, content: e.content, subtree: e.subtree, target: e.target }) === null;
+  if (e.baseline !== undefined && e.baseline !== true) return false;
+  return kindProblem({ type, content: e.content, subtree: e.subtree, target: e.target, baseline: e.baseline }) === null;
 }
 
 function quickName(n: unknown): boolean {
@@ -129,7 +136,14 @@ function quickName(n: unknown): boolean {
   );
 }
 
-function kindProblem(e: { type: TreeEntryType; content?: unknown; subtree?: unknown; target?: unknown }): string | null {
+function kindProblem(e: {
+  type: TreeEntryType;
+  content?: unknown;
+  subtree?: unknown;
+  target?: unknown;
+  baseline?: unknown;
+}): string | null {
+  if (e.baseline !== undefined && e.type !== 'file') return `a ${e.type} entry cannot have "baseline"`;
   const has = { content: e.content !== undefined, subtree: e.subtree !== undefined, target: e.target !== undefined };
   const wanted = e.type === 'file' ? 'content' : e.type === 'dir' ? 'subtree' : 'target';
   if (!has[wanted]) return `a ${e.type} entry needs "${wanted}"`;
@@ -156,5 +170,6 @@ function canonicalEntry(e: TreeEntry): TreeEntry {
   if (e.content !== undefined) out.content = [...e.content];
   if (e.subtree !== undefined) out.subtree = e.subtree;
   if (e.target !== undefined) out.target = e.target;
+  if (e.baseline === true) out.baseline = true;
   return out;
 }

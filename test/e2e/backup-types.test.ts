@@ -144,3 +144,69 @@ describe("the contract's snapshot limit", () => {
     assert.equal((JSON.parse(await mustAgent(env, ['snapshots', '--json'])) as unknown[]).length, 4);
   });
 });
+
+describe('the baseline: a known image marked once, never uploaded', () => {
+  let fixture: AgentFixture;
+  before(async () => {
+    fixture = await agentFixture('imaged');
+  });
+  after(() => fixture.close());
+
+  it('kura baseline mark hashes without uploading; later backups send only changes; restore leaves baseline files to the image and says so', async () => {
+    const { env, src, work } = fixture;
+    const image = join(work, 'image');
+    await copyAside(src, image);
+    const facts = await treeFacts(src);
+    const dataBytes = [...facts.values()].reduce((n, f) => n + f.size, 0);
+    const marked = summaryOf(await mustAgent(env, ['baseline', 'mark', src, '--json'])) as unknown as TypedSummary;
+    assert.equal(marked.type, 'baseline');
+    assert.ok(marked.bytesRead >= dataBytes * 0.99, 'every file was read and hashed');
+    assert.ok(marked.bytesUploaded < dataBytes / 50, `only folder listings went up: ${marked.bytesUploaded} of ${dataBytes} bytes`);
+
+    await mutateDataset(src, 1);
+    const incremental = summaryOf(await mustAgent(env, ['backup', src, '--json'])) as unknown as TypedSummary;
+    assert.equal(incremental.parent, marked.snapshot, 'compared with the baseline');
+    // A changed file goes up whole (its unchanged parts were never uploaded); unchanged files not at all.
+    const after = await treeFacts(src);
+    const changedFiles = [...after].filter(([rel, f]) => f.type === 'file' && facts.get(rel)?.content !== f.content);
+    const changedBytes = changedFiles.reduce((n, [, f]) => n + f.size, 0);
+    assert.ok(changedFiles.length < after.size / 2, 'the mutation leaves most files as they were');
+    assert.ok(
+      incremental.bytesUploaded < changedBytes * 1.05 + 256 * 1024,
+      `only the changed files travel: ${incremental.bytesUploaded} bytes for ${changedFiles.length} files of ${changedBytes} bytes`,
+    );
+    const differential = summaryOf(await mustAgent(env, ['backup', src, '--type', 'differential', '--json'])) as unknown as TypedSummary;
+    assert.equal(differential.parent, marked.snapshot, 'a differential differs from the baseline too');
+
+    const target = join(work, 'restored');
+    const r = await agent(env, ['restore', incremental.snapshot.slice(0, 16), '--target', target]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /file\(s\) are unchanged since the marked baseline and were never uploaded: restore them from the baseline image/,
+    );
+    // Every file that differs from the image was restored byte for byte; the image's own are left out.
+    const now = await treeFacts(src);
+    const back = await treeFacts(join(target, 'data'));
+    const imageFiles = new Set([...(await treeFacts(image)).values()].filter((f) => f.type === 'file').map((f) => f.content));
+    let restored = 0;
+    let left = 0;
+    for (const [rel, want] of now) {
+      if (want.type !== 'file') continue;
+      // A file of the image (a renamed folder's too, recognised by its inode) keeps its baseline mark.
+      const fromImage = imageFiles.has(want.content);
+      const got = back.get(rel);
+      if (fromImage) {
+        assert.equal(got, undefined, `${rel} is the image's and is not restored`);
+        left++;
+      } else {
+        assert.equal(got?.content, want.content, `${rel} changed since the image and is restored`);
+        assert.equal(got?.mtimeMs, want.mtimeMs);
+        restored++;
+      }
+    }
+    assert.ok(restored > 0 && left > 0, `${restored} restored, ${left} left to the image`);
+    const check = await agent(env, ['check', '--read-data']);
+    assert.equal(check.code, 0, `the baseline's unuploaded blobs are not damage:\n${check.stdout}\n${check.stderr}`);
+  });
+});

@@ -136,7 +136,7 @@ describe('kura admin (the real CLI over a data folder)', () => {
     assert.ok(cert);
     const human = await admin(data, ['cert', 'list']);
     assertOk(human, 'cert list');
-    assert.match(human.stdout, new RegExp(`^alice\\s+${cert.serial}\\s+\\S+\\s+valid$`, 'm'));
+    assert.match(human.stdout, new RegExp(`^alice\\s+${cert.serial}\\s+\\S+\\s+append-only\\s+valid$`, 'm'));
     const revoked = await admin(data, ['cert', 'revoke', cert.serial]);
     assertOk(revoked, 'cert revoke');
     assert.match(revoked.stdout, new RegExp(`Revoked certificate ${cert.serial} of alice`));

@@ -201,3 +201,34 @@ describe('retention: a prune while a backup uploads', () => {
     assert.equal(check.code, 0, `kura check after the race:\n${check.stdout}\n${check.stderr}`);
   });
 });
+
+describe('retention: keeping within the plan automatically', () => {
+  let f: AgentFixture;
+  before(async () => {
+    f = await agentFixture('planned', { maxSnapshots: 3 });
+  });
+  after(() => f.close());
+
+  it('with keepWithinPlan, a backup over the limit forgets what the keep policy does not keep, then commits; without the delete right it fails and says why', async () => {
+    const config = join(f.work, 'agent.json');
+    await writeFile(config, JSON.stringify({ keepWithinPlan: true, keep: { last: 2 } }));
+    const appendOnly = { ...f.env, KURA_CONFIG: config };
+    for (let round = 1; round <= 3; round++) {
+      await backup(appendOnly, [f.src]);
+      await mutateDataset(f.src, round);
+    }
+    const refused = await agent(appendOnly, ['backup', f.src]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /keepWithinPlan could not forget old snapshots: .*append-only/);
+    assert.equal((await snapshots(f.env)).length, 3);
+
+    const planned = { ...(await deleteRightEnv(f)), KURA_CONFIG: config };
+    const before3 = (await snapshots(f.env)).map((s) => s.id);
+    const r = await agent(planned, ['backup', f.src]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /snapshot limit was reached: forgot 1 old snapshot\(s\) of pc1 that the keep policy does not keep/);
+    const now = (await snapshots(f.env)).map((s) => s.id);
+    assert.equal(now.length, 3, 'still within the 3 of the contract');
+    assert.deepEqual(now.slice(0, 2), before3.slice(1), 'the oldest was forgotten, the two newest kept');
+  });
+});
