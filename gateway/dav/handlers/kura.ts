@@ -103,7 +103,8 @@ export async function moveKura(ctx: DavContext): Promise<void> {
       ctx.res.status(204).end();
       return;
     }
-    if (there) throw new KuraError('exists', 'precondition-failed: the pack is in both packs/ and trash/; ask the operator to run kura admin check');
+    if (there)
+      throw new KuraError('exists', 'precondition-failed: the pack is in both packs/ and trash/; ask the operator to run kura admin check');
     if (toKind === 'trash') {
       await ctx.user.index.remove(new Set([id as string]));
       await ctx.user.kura.move(from, dest, { createParents: true });
