@@ -1,4 +1,4 @@
-import { decodeTree, PackBuilder, blobTypeFromCode, shownState, type JobRecord } from '../format/index.js';
+import { BACKUP_JOB_TYPES, decodeTree, PackBuilder, blobTypeFromCode, shownState, type JobRecord } from '../format/index.js';
 import { readJobLog } from './job-log.js';
 import { RemoteError, type Remote } from './remote.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
@@ -38,7 +38,6 @@ export interface PruneReport {
   durationMs: number;
 }
 
-const BACKUP_TYPES = new Set(['incremental', 'differential', 'full', 'copy', 'baseline']);
 const REPACK_TARGET = 32 << 20;
 
 /**
@@ -257,7 +256,7 @@ async function repack(
 /** The backups the log shows running now (a record that stopped moving counts as interrupted). */
 async function runningBackups(remote: Remote, staleMs: number): Promise<JobRecord[]> {
   const now = Date.now();
-  return (await readJobLog(remote)).filter((j) => BACKUP_TYPES.has(j.type) && shownState(j, now, staleMs) === 'running');
+  return (await readJobLog(remote)).filter((j) => BACKUP_JOB_TYPES.has(j.type) && shownState(j, now, staleMs) === 'running');
 }
 
 /** Waits until each of the jobs has ended or gone silent; returns how many there were. */

@@ -29,4 +29,14 @@ export {
   type SnapshotType,
 } from './snapshot.js';
 export { encodeIndex, decodeIndex, INDEX_EPOCH, blobTypeToCode, blobTypeFromCode, type IndexEntry, type IndexPage } from './index-entry.js';
-export { encodeJob, decodeJob, shownState, mayReplace, JOB_ID, JOB_STALE_MS, type JobRecord, type JobState } from './job-log.js';
+export {
+  encodeJob,
+  decodeJob,
+  shownState,
+  mayReplace,
+  BACKUP_JOB_TYPES,
+  JOB_ID,
+  JOB_STALE_MS,
+  type JobRecord,
+  type JobState,
+} from './job-log.js';

@@ -27,6 +27,9 @@ export interface JobRecord {
   error: string | null;
 }
 
+/** The job types that are backups (the others: restore, check, forget, prune). */
+export const BACKUP_JOB_TYPES: ReadonlySet<string> = new Set(['incremental', 'differential', 'full', 'copy', 'baseline']);
+
 /** A job id: the start time (sortable) and a random suffix, e.g. 20261126T073300Z-3f9a1c2b. */
 export const JOB_ID = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
 
