@@ -15,15 +15,25 @@ const Line = z.object({
 });
 type Line = z.infer<typeof Line>;
 
-/** The first line of an index that has lost packs: its epoch (format/index-entry.ts). */
-const Header = z.strictObject({ epoch: z.string().regex(/^[0-9a-f]{1,32}$/) });
+const Epoch = z.string().regex(/^[0-9a-f]{1,32}$/);
+/** The first line of a rewritten index: its epoch (format/index-entry.ts). */
+const Header = z.strictObject({ epoch: Epoch });
+/** A pack taken out of the index (prune moved it to the trash), which starts a new epoch. */
+const Drop = z.strictObject({ drop: z.string().regex(/^[0-9a-f]{64}$/), epoch: Epoch });
+
+type Item = { header: string } | { line: Line } | { drop: string; epoch: string };
 
 interface Loaded {
   size: number;
   /** The file's inode: a replaced index (replace(), from another process too) is read again whatever its size. */
   ino: number;
   epoch: string;
+  /** The packs indexed now, in index order. */
   lines: Line[];
+  /** The highest generation written (dropped packs' lines count: generations never go back within an epoch). */
+  top: number;
+  /** Lines of dropped packs still in the file (remove() compacts the file when they outnumber the rest). */
+  dead: number;
 }
 
 /** The index file's name in an area's meta folder (AreaDirs.meta). */
@@ -42,8 +52,10 @@ const cache = new Map<string, Loaded>();
  * One user's blob index: an append-only file with one line per stored pack, numbered by a generation
  * that only grows, so an agent asks for what was added since the generation it last saw. Appends are
  * fsynced before the pack's PUT is answered; the index can always be rebuilt from the packs' trailers.
- * When packs leave it (remove(), replace()) the file is rewritten under a new epoch, its first line,
- * and the generations start again: an agent holding a copy of another epoch reads it all again.
+ * When packs leave it a new epoch starts, so an agent holding a copy of another epoch reads it all
+ * again: remove() appends one `drop` line per pack (a prune of many packs costs one line each, not a
+ * rewrite each) and compacts the file when dropped lines outnumber the live ones; replace() rewrites
+ * it with the epoch as its first line, numbering the packs again from 1.
  */
 export class BlobIndex {
   constructor(private readonly file: string) {}
@@ -53,7 +65,7 @@ export class BlobIndex {
     const loaded = await this.loadAll();
     const from = epoch === undefined || epoch === loaded.epoch ? generation : 0;
     const entries = loaded.lines.filter((l) => l.g > from).flatMap(expand);
-    return { generation: loaded.lines.length, epoch: loaded.epoch, entries };
+    return { generation: loaded.top, epoch: loaded.epoch, entries };
   }
 
   /**
@@ -80,22 +92,28 @@ export class BlobIndex {
   }
 
   /**
-   * Takes packs out of the index (prune moved them to the trash) under a new epoch; returns those
+   * Takes packs out of the index (prune moves them to the trash) under a new epoch; returns those
    * that were indexed. The pack files are not touched.
    */
   async remove(packIds: ReadonlySet<string>): Promise<IndexedPack[]> {
     return this.serialised(async () => {
-      const all = (await this.load()).map(toPack);
-      const gone = all.filter((p) => packIds.has(p.pack));
-      if (gone.length > 0) await this.rewrite(all.filter((p) => !packIds.has(p.pack)));
-      return gone;
+      const loaded = await this.loadAll();
+      const gone = loaded.lines.filter((l) => packIds.has(l.pack));
+      if (gone.length === 0) return [];
+      const live = loaded.lines.filter((l) => !packIds.has(l.pack));
+      if (loaded.dead + gone.length > live.length) await this.rewrite(live.map(toPack));
+      else {
+        const epoch = newEpoch();
+        await this.append([...new Set(gone.map((l) => l.pack))].map((drop) => JSON.stringify({ drop, epoch }) + '\n').join(''));
+      }
+      return gone.map(toPack);
     });
   }
 
   private async rewrite(packs: IndexedPack[]): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
     const tmp = join(dirname(this.file), `.${INDEX_FILE_NAME}.${process.pid}.tmp`);
-    const header = JSON.stringify({ epoch: randomBytes(8).toString('hex') }) + '\n';
+    const header = JSON.stringify({ epoch: newEpoch() }) + '\n';
     const text = header + packs.map((p, i) => JSON.stringify(toLine(i + 1, p.pack, p.blobs)) + '\n').join('');
     try {
       const fh = await open(tmp, 'w');
@@ -121,19 +139,24 @@ export class BlobIndex {
   /** Appends a pack's blobs unless the pack is indexed already; returns the generation. */
   async add(pack: string, blobs: Omit<IndexedBlob, 'pack'>[]): Promise<number> {
     return this.serialised(async () => {
-      const lines = await this.load();
-      if (lines.some((l) => l.pack === pack)) return lines.length;
-      const line = toLine(lines.length + 1, pack, blobs);
-      await mkdir(dirname(this.file), { recursive: true });
-      const fh = await open(this.file, 'a');
-      try {
-        await fh.write(JSON.stringify(line) + '\n');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      const { lines, top } = await this.loadAll();
+      if (lines.some((l) => l.pack === pack)) return top;
+      const line = toLine(top + 1, pack, blobs);
+      await this.append(JSON.stringify(line) + '\n');
       return line.g;
     });
+  }
+
+  /** Appends text to the file and fsyncs it. */
+  private async append(text: string): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    const fh = await open(this.file, 'a');
+    try {
+      await fh.write(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   }
 
   private async load(): Promise<Line[]> {
@@ -147,11 +170,20 @@ export class BlobIndex {
     const known = cache.get(this.file)?.ino === ino ? cache.get(this.file) : undefined;
     if (known && known.size === size) return known;
     const from = known && known.size < size ? known.size : 0;
-    const lines = from === 0 ? [] : [...(known?.lines ?? [])];
-    const read = await readLines(this.file, from, size);
-    const epoch = from === 0 ? (read.epoch ?? '0') : (known?.epoch ?? '0');
-    lines.push(...read.lines);
-    const loaded = { size, ino, epoch, lines };
+    const loaded: Loaded =
+      from === 0 || !known ? { size, ino, epoch: '0', lines: [], top: 0, dead: 0 } : { ...known, size, lines: [...known.lines] };
+    for (const item of await readItems(this.file, from, size)) {
+      if ('header' in item) loaded.epoch = item.header;
+      else if ('line' in item) {
+        loaded.lines.push(item.line);
+        loaded.top = Math.max(loaded.top, item.line.g);
+      } else {
+        const before = loaded.lines.length;
+        loaded.lines = loaded.lines.filter((l) => l.pack !== item.drop);
+        loaded.dead += before - loaded.lines.length;
+        loaded.epoch = item.epoch;
+      }
+    }
     cache.set(this.file, loaded);
     return loaded;
   }
@@ -189,8 +221,8 @@ function expand(l: Line): IndexedBlob[] {
   return l.blobs.map(([id, type, offset, length, plainLength]) => ({ id, pack: l.pack, type, offset, length, plainLength }));
 }
 
-async function readLines(file: string, from: number, to: number): Promise<{ epoch?: string; lines: Line[] }> {
-  if (to <= from) return { lines: [] };
+async function readItems(file: string, from: number, to: number): Promise<Item[]> {
+  if (to <= from) return [];
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(to - from);
@@ -199,16 +231,23 @@ async function readLines(file: string, from: number, to: number): Promise<{ epoc
       .toString('utf8')
       .split('\n')
       .filter((t) => t.trim() !== '');
-    const header = from === 0 && texts.length > 0 ? Header.safeParse(parseJson(texts[0] as string)) : null;
-    const lines = texts.slice(header?.success ? 1 : 0).map((t) => {
-      const parsed = Line.safeParse(parseJson(t));
-      if (!parsed.success) throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
-      return parsed.data;
+    return texts.map((t, i): Item => {
+      const value = parseJson(t);
+      const line = Line.safeParse(value);
+      if (line.success) return { line: line.data };
+      const drop = Drop.safeParse(value);
+      if (drop.success) return drop.data;
+      const header = from === 0 && i === 0 ? Header.safeParse(value) : null;
+      if (header?.success) return { header: header.data.epoch };
+      throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
     });
-    return { epoch: header?.success ? header.data.epoch : undefined, lines };
   } finally {
     await fh.close();
   }
+}
+
+function newEpoch(): string {
+  return randomBytes(8).toString('hex');
 }
 
 function parseJson(text: string): unknown {

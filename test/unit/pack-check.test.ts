@@ -104,10 +104,22 @@ describe('gateway: pack check', () => {
     );
     const after = await index.since(2, epoch);
     assert.notEqual(after.epoch, epoch, 'removing a pack starts a new epoch');
+    assert.equal(after.generation, 2, 'generations never go back within the file');
     assert.deepEqual(
       after.entries.map((e) => e.pack),
       [hex('b')],
     );
+    assert.match(await readFile(file, 'utf8'), new RegExp(`"drop":"${hex('c')}","epoch":"${after.epoch}"`), 'one appended line');
+    assert.equal((await index.since(2, after.epoch)).entries.length, 0, 'nothing new since generation 2 of the new epoch');
+    await index.add(hex('c'), indexed(hex('c'), [entry(hex('3'), 9)]).blobs);
+    assert.deepEqual(
+      (await index.since(2, after.epoch)).entries.map((e) => e.pack),
+      [hex('c')],
+      'a pack put back is new at generation 3',
+    );
+    await index.remove(new Set([hex('b'), hex('c')]));
+    assert.equal((await readFile(file, 'utf8')).split('\n').filter(Boolean).length, 1, 'compacted once dropped lines outnumber the rest');
+    assert.deepEqual(await index.list(), []);
     await writeFile(file, 'not json\n');
     await assert.rejects(index.list(), (e: unknown) => e instanceof KuraError && e.code === 'conflict');
   });
