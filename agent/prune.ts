@@ -62,6 +62,7 @@ export async function runPrune(repo: Repository, opts: PruneOptions): Promise<Pr
   const snapshots = await repo.snapshots();
   const entries = await repo.indexEntries();
   const byPack = groupByPack(entries);
+  note(`Reading the folders of ${snapshots.length} snapshot(s) to find what they use among ${byPack.size} pack(s)…`);
   const used = await usedBlobs(repo, snapshots, new BlobReader(remote, locations(entries), repo.codec));
   const plan = planPacks(byPack, used, opts.repackUnused);
   const report: PruneReport = {
@@ -79,11 +80,13 @@ export async function runPrune(repo: Repository, opts: PruneOptions): Promise<Pr
     durationMs: 0,
   };
   if (!opts.dryRun && plan.remove.length + plan.repack.length > 0) {
+    if (plan.repack.length > 0) note(`Copying the used blobs of ${plan.repack.length} mostly unused pack(s) into new packs…`);
     const written = await repack(repo, plan.repack, byPack, used, note);
     report.packsWritten = written.packs;
     report.bytesWritten = written.bytes;
     const repacked = written.done ? plan.repack : [];
     const condemned = [...plan.remove, ...repacked];
+    note(`Moving ${condemned.length} pack(s) out of the index into the trash…`);
     for (const pack of condemned) await remote.move(packPath(pack), trashPath(pack));
     // A backup that read the index before these packs left it may count on their blobs (its job
     // record is written before it reads the index): wait for it, then put back every pack that the
