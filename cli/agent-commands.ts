@@ -185,24 +185,43 @@ async function lockedBackup(folders: string[], type: SnapshotType, flags: Common
   if (other !== null && other !== process.pid) {
     throw new Error(`a backup of ${config.host} is already running (process ${other}): wait for it, or stop it with kura backup --cancel`);
   }
-  await writeFile(pid, String(process.pid), { flag: 'wx' }).catch((err: unknown) => {
-    throw (err as NodeJS.ErrnoException).code === 'EEXIST'
-      ? new Error(`a backup of ${config.host} has just started in another process: wait for it, or stop it with kura backup --cancel`)
-      : err;
-  });
+  // Ctrl-C, SIGTERM and `kura backup --cancel` (which finds this process by the pid file) stop the
+  // backup cleanly from the moment the pid file exists.
+  const stop: Stop = { requested: false, note: () => undefined };
+  const onSignal = () => {
+    stop.requested = true;
+    stop.note('Stopping after the uploads in progress…');
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
-    await backupLocked(targets, type, config, flags);
+    await writeFile(pid, String(process.pid), { flag: 'wx' }).catch((err: unknown) => {
+      throw (err as NodeJS.ErrnoException).code === 'EEXIST'
+        ? new Error(`a backup of ${config.host} has just started in another process: wait for it, or stop it with kura backup --cancel`)
+        : err;
+    });
+    try {
+      await backupLocked(targets, type, config, flags, stop);
+    } finally {
+      await rm(pid, { force: true });
+    }
   } finally {
-    await rm(pid, { force: true });
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }
 
+/** A request to stop (a signal), and how to tell the user it was heard. */
+interface Stop {
+  requested: boolean;
+  note: (message: string) => void;
+}
+
 /** The backup itself, once this PC's lock for the host is held. */
-async function backupLocked(targets: string[], type: SnapshotType, config: AgentConfig, flags: CommonFlags): Promise<void> {
+async function backupLocked(targets: string[], type: SnapshotType, config: AgentConfig, flags: CommonFlags, stop: Stop): Promise<void> {
   // The walk starts now, on its own thread, while the repository is opened (runBackup closes it).
   const scanner = new ScanThread(targets, { exclude: config.exclude, listings: true });
   const compares = type === 'incremental' || type === 'differential';
   const reporter = new AgentReporter(flags, 'backup');
+  stop.note = (message) => reporter.note(message);
   const counts = { files: 0, bytes: 0, bytesUploaded: 0 };
   const job: { log?: JobLog } = {};
   // The job is recorded before the index is read (see Repository.open's indexAfter).
@@ -225,13 +244,7 @@ async function backupLocked(targets: string[], type: SnapshotType, config: Agent
   );
   const { repo, identity } = opened;
   const log = job.log!;
-  let cancelled = false;
   let skipped = 0;
-  const onSignal = () => {
-    cancelled = true;
-    reporter.note('Stopping after the uploads in progress…');
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
     const result = await runBackup(repo, {
       folders: targets,
@@ -241,7 +254,7 @@ async function backupLocked(targets: string[], type: SnapshotType, config: Agent
       scanner,
       treeCache: join(stateDir(), `trees-${identity}.bin`),
       folderCache: join(stateDir(), `folders-${identity}.json`),
-      isCancelled: () => cancelled,
+      isCancelled: () => stop.requested,
       // The parent's totals are a good estimate for the ETA; only a first backup counts the files.
       onStart: (parent) =>
         parent
@@ -289,8 +302,6 @@ async function backupLocked(targets: string[], type: SnapshotType, config: Agent
     }
     await log.end('failed', { error: (err as Error).message });
     throw err;
-  } finally {
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }
 
