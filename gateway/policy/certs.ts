@@ -16,6 +16,12 @@ export interface IssuedClientCert extends IssuedCert {
   p12: Buffer;
 }
 
+/** How a certificate stands at now: valid, expired, or revoked (with the time). */
+export function certStatus(c: CertRecord, now = Date.now()): string {
+  if (c.revokedAt) return `revoked ${c.revokedAt}`;
+  return Date.parse(c.notAfter) < now ? 'expired' : 'valid';
+}
+
 /** The Kura client CA on disk and the register of every certificate it issued. */
 export class Certificates {
   constructor(
