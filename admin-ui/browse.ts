@@ -10,7 +10,14 @@ import { encodePath, parseUrlPath } from '../gateway/storage/paths.js';
 import { contentTypeOf } from '../gateway/dav/live-props.js';
 import type { Shown, UserCtx } from './context.js';
 import { setDownloadHeaders } from './download.js';
-import { html, shortTime, table } from './html.js';
+import { html, raw, shortTime, table } from './html.js';
+
+const FOLDER_ICON = raw(
+  '<svg class="icon" viewBox="0 0 16 16" aria-hidden="true"><path d="M1 3.5h5l1.5 1.5H15v8.5H1z" fill="#e0b252" stroke="#b7862b"/></svg>',
+);
+const FILE_ICON = raw(
+  '<svg class="icon" viewBox="0 0 16 16" aria-hidden="true"><path d="M3 1h7l3 3v11H3z" fill="#fff" stroke="#7b8794"/><path d="M10 1v3h3" fill="none" stroke="#7b8794"/></svg>',
+);
 
 /**
  * /console/files/<path>: the signed-in user's /files/ folder (the area comes from the user, never the
@@ -53,11 +60,16 @@ async function listing(area: FileArea, segs: string[]): Promise<ReturnType<typeo
   const rows = entries.map((e) => {
     const href = `/console/files${encodePath([...segs, e.name], e.type === 'collection')}`;
     return e.type === 'collection'
-      ? [html`📁 <a href="${href}">${e.name}/</a>`, '–', shortTime(e.mtime.toISOString()), html`<a href="${href}?zip">Download as zip</a>`]
+      ? [
+          html`${FOLDER_ICON}<a href="${href}">${e.name}/</a>`,
+          '–',
+          shortTime(e.mtime.toISOString()),
+          html`<a href="${href}?zip">Download as zip</a>`,
+        ]
       : [
           // Thumbnails go here: the browse issue adds GET <path>?thumbnail=256 to the gateway; the
           // console will show it as <img> for image files. Not made here (no sharp in the console).
-          html`📄 <a href="${href}" download>${e.name}</a>`,
+          html`${FILE_ICON}<a href="${href}" download>${e.name}</a>`,
           html`<span class="num">${formatSize(e.size)}</span>`,
           shortTime(e.mtime.toISOString()),
           html`<a href="${href}" download>Download</a>`,

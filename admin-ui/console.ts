@@ -202,7 +202,15 @@ async function refuseOperator(policy: Policy, req: Request, res: Response): Prom
   else
     sendPage(
       res,
-      { title: 'Signed out', status: 401, body: html`<p>Your session has ended. <a href="/console/admin/signin">Sign in again</a>.</p>` },
+      {
+        title: 'Signed out',
+        status: 401,
+        body: html`<p>
+            This form needs the operator to be signed in, and no operator session came with it (it ended, or the form was sent from another
+            site). Nothing was changed.
+          </p>
+          <p><a href="/console/admin/signin">Sign in</a></p>`,
+      },
       [],
     );
 }

@@ -59,7 +59,7 @@ export function page(o: PageOptions): string {
       </head>
       <body>
         <header class="top">
-          <span class="brand">Kura <span class="brand-sub">蔵</span></span>
+          <span class="brand">Kura</span>
           <nav>${o.nav.map((n) => html`<a href="${n.href}" ${n.current ? raw(' aria-current="page"') : ''}>${n.label}</a>`)}</nav>
           <span class="who"
             >${o.who ?? ''}${

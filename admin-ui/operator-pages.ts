@@ -76,12 +76,18 @@ async function dashboard(c: OperatorCtx): Promise<Shown> {
     </div>
     <section class="card">
       <h2>Missed backups: no successful backup for more than ${t.missedHours} hours</h2>
-      ${hostsTable(o.missed, 'Every host backed up successfully within the last ' + t.missedHours + ' hours.', true)}
+      ${hostsTable(
+        o.missed,
+        o.hosts === 0
+          ? 'No host has backed up yet.'
+          : `All ${plural(o.hosts, 'host')} backed up successfully within the last ${t.missedHours} hours.`,
+        true,
+      )}
     </section>
     <section class="card">
       <h2>At a glance</h2>
       <p>
-        ${plural(users.length, 'user')}, ${plural(users.filter((u) => u.disabled).length, 'disabled user')}.
+        ${users.length === 0 ? 'No users yet.' : `${plural(users.length, 'user')}, ${users.filter((u) => u.disabled).length} disabled, ${plural(o.hosts, 'host')}.`}
         <a href="/console/admin/users">Manage users</a> · <a href="/metrics">Prometheus metrics</a>
       </p>
     </section>`;

@@ -102,9 +102,12 @@ async function userPage(c: OperatorCtx): Promise<Shown> {
       <section class="card">
         <h2>Usage</h2>
         <p>${usageMeter(used, contract?.quotaBytes ?? null)}</p>
-        ${usageChart(history, contract?.quotaBytes ?? null)}
       </section>
     </div>
+    <section class="card">
+      <h2>Usage over time</h2>
+      ${usageChart(history, contract?.quotaBytes ?? null)}
+    </section>
     <section class="card">
       <h2>${contract ? 'Change the contract' : 'Set a contract'}</h2>
       ${contractForm(c, post('contract'), contract)}

@@ -6,7 +6,6 @@ export const CONSOLE_CSS = `
 body { margin: 0; background: var(--bg); color: var(--ink); font-size: 15px; line-height: 1.45; }
 header.top { display: flex; align-items: center; gap: 24px; padding: 10px 28px; background: #23352c; color: #fff; }
 .brand { font-weight: 700; font-size: 18px; letter-spacing: .02em; }
-.brand-sub { opacity: .7; font-weight: 400; }
 header nav { display: flex; gap: 4px; flex: 1; flex-wrap: wrap; }
 header nav a { color: #dfe9e3; text-decoration: none; padding: 6px 10px; border-radius: 6px; }
 header nav a:hover, header nav a[aria-current] { background: rgba(255,255,255,.14); color: #fff; }
@@ -16,7 +15,10 @@ h1 { font-size: 24px; margin: 8px 0 18px; }
 h2 { font-size: 17px; margin: 0 0 12px; }
 section.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 18px 20px; margin: 0 0 18px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 18px; }
+.grid { margin: 0 0 18px; }
 .grid > section.card { margin: 0; }
+table + form, table + p, .empty + form { margin-top: 14px; }
+svg.icon { width: 16px; height: 16px; vertical-align: -3px; margin-right: 6px; }
 table { width: 100%; border-collapse: collapse; font-size: 14px; }
 th, td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: middle; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }

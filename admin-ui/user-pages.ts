@@ -43,9 +43,13 @@ async function overview(c: UserCtx): Promise<Shown> {
       <section class="card">
         <h2>My usage</h2>
         <p>${usageMeter(used, contract?.quotaBytes ?? null)}</p>
-        ${usageChart(history, contract?.quotaBytes ?? null)}
+        <p class="muted small">Everything stored in your area counts: /files/ and your PCs' backups.</p>
       </section>
     </div>
+    <section class="card">
+      <h2>My usage over time</h2>
+      ${usageChart(history, contract?.quotaBytes ?? null)}
+    </section>
     <section class="card">
       <h2>My hosts</h2>
       ${hostsTable(hosts, 'No PC has been backed up yet: install the agent and run kura backup.')}

@@ -16,6 +16,8 @@ export interface Overview {
   nearQuota: { user: string; usedBytes: number; quotaBytes: number; ratio: number }[];
   expiring: { user: string; validUntil: string; days: number }[];
   missed: (HostStatus & { hoursSince: number | null })[];
+  /** How many hosts have backed up or tried to, so "none missed" and "none yet" can be told apart. */
+  hosts: number;
   thresholds: Thresholds;
 }
 
@@ -51,7 +53,7 @@ export async function hostStatuses(policy: Policy, userName?: string): Promise<H
 
 /** Users near their quota, contracts ending soon, and hosts whose last successful backup is too old. */
 export async function operatorOverview(policy: Policy, now = new Date(), t = defaultThresholds()): Promise<Overview> {
-  const overview: Overview = { nearQuota: [], expiring: [], missed: [], thresholds: t };
+  const overview: Overview = { nearQuota: [], expiring: [], missed: [], hosts: 0, thresholds: t };
   for (const user of await policy.users.list()) {
     const contract = await policy.contracts.find(user.name);
     if (!contract || user.disabled) continue;
@@ -63,7 +65,9 @@ export async function operatorOverview(policy: Policy, now = new Date(), t = def
       overview.expiring.push({ user: user.name, validUntil: contract.validUntil as string, days: Math.floor(left) });
     }
   }
-  for (const h of await hostStatuses(policy)) {
+  const hosts = await hostStatuses(policy);
+  overview.hosts = hosts.length;
+  for (const h of hosts) {
     const hoursSince = h.lastSuccess ? (now.getTime() - Date.parse(h.lastSuccess)) / 3_600_000 : null;
     if (hoursSince === null || hoursSince > t.missedHours) overview.missed.push({ ...h, hoursSince });
   }
