@@ -192,7 +192,9 @@ async function refuseOperator(policy: Policy, req: Request, res: Response): Prom
             This page belongs to the operator's console. You are signed in as <strong>${signedInUser.user.name}</strong>, and a user never
             sees another user's data or the operator's pages.
           </p>
-          <p><a href="/console/">Go to your overview</a></p>`,
+          <p>
+            <a href="/console/">Go to your overview</a> · operators sign in on <a href="/console/admin/signin">the operator's page</a>
+          </p>`,
       },
       USER_NAV,
     );
