@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { repoRoot } from './processes.js';
 
 /** Debian's Chromium (apt-get install -y chromium); playwright-core never downloads a browser. */
 export const CHROMIUM = process.env.KURA_CHROMIUM ?? '/usr/bin/chromium';
 
 /** Screenshots of every page the browser tests visit: test output, never committed. */
-export const SHOTS_DIR = process.env.KURA_SHOTS_DIR ?? '/tmp/h6/shots';
+export const SHOTS_DIR = process.env.KURA_SHOTS_DIR ?? join(repoRoot, 'test-output', 'console-shots');
 
 export async function launchChromium(): Promise<Browser> {
   await mkdir(SHOTS_DIR, { recursive: true });
