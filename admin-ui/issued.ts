@@ -3,7 +3,7 @@ import type { Router } from 'express';
 import { KuraError } from '../gateway/errors.js';
 import type { IssuedClientCert } from '../gateway/policy/certs.js';
 import type { Policy } from '../gateway/policy/policy.js';
-import { operatorAction, operatorPage } from './console.js';
+import { operatorAction, operatorPage } from './pages.js';
 import type { OperatorCtx, Shown } from './context.js';
 import { csrfField, html, shortTime } from './html.js';
 import { sendAttachment } from './download.js';

@@ -4,7 +4,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { hostStatuses } from '../gateway/policy/overview.js';
 import type { Policy } from '../gateway/policy/policy.js';
 import { readSnapshots } from '../gateway/policy/area-records.js';
-import { operatorSession } from './console.js';
+import { operatorSession } from './pages.js';
 
 /**
  * Prometheus metrics: request counts and bytes are counted as requests finish; usage, quotas, last

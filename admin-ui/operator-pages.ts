@@ -5,7 +5,7 @@ import { allJobs, hostStatuses, operatorOverview, sampleUsage } from '../gateway
 import type { Policy } from '../gateway/policy/policy.js';
 import type { UsageSample } from '../gateway/policy/usage-history.js';
 import { usageChart } from './chart.js';
-import { operatorAction, operatorPage } from './console.js';
+import { operatorAction, operatorPage } from './pages.js';
 import { queryOf, type OperatorCtx, type Shown } from './context.js';
 import { csrfField, html, plural, shortTime, table } from './html.js';
 import { addIssuedRoutes } from './issued.js';

@@ -7,7 +7,7 @@ import { hostStatuses } from '../gateway/policy/overview.js';
 import type { Policy } from '../gateway/policy/policy.js';
 import { contractStatuses } from '../gateway/policy/records.js';
 import { usageChart } from './chart.js';
-import { operatorAction, operatorPage } from './console.js';
+import { operatorAction, operatorPage } from './pages.js';
 import type { OperatorCtx, Shown } from './context.js';
 import { csrfField, html, shortTime, table } from './html.js';
 import { keepAppPassword, keepCertificate } from './issued.js';

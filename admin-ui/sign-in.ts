@@ -2,7 +2,7 @@ import type { Request, Response, Router } from 'express';
 import type { Policy } from '../gateway/policy/policy.js';
 import { OPERATOR_NAME } from '../gateway/policy/operators.js';
 import { KuraError } from '../gateway/errors.js';
-import { operatorSession, sendPage, refuseCsrf } from './console.js';
+import { operatorSession, sendPage, refuseCsrf } from './pages.js';
 import { reasonOf } from './errors.js';
 import { html, type Html } from './html.js';
 import { COOKIE, formField, loginToken, loginTokenMatches, readCookies, sameToken, setCookie } from './security.js';

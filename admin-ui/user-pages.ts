@@ -4,7 +4,7 @@ import { hostStatuses } from '../gateway/policy/overview.js';
 import type { Policy } from '../gateway/policy/policy.js';
 import { browseFiles } from './browse.js';
 import { usageChart } from './chart.js';
-import { userPage } from './console.js';
+import { userPage } from './pages.js';
 import type { Shown, UserCtx } from './context.js';
 import { html } from './html.js';
 import { contractFacts, hostsTable, jobsTable, snapshotsTable, usageMeter } from './parts.js';
