@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import { formatSize } from '../gateway/policy/contracts.js';
 import { certStatus } from '../gateway/policy/certs.js';
 import { allJobs, hostStatuses, operatorOverview, sampleUsage } from '../gateway/policy/overview.js';
+import { usageReport } from '../gateway/policy/recount.js';
 import type { Policy } from '../gateway/policy/policy.js';
 import type { UsageSample } from '../gateway/policy/usage-history.js';
 import { usageChart } from './chart.js';
@@ -47,6 +48,10 @@ export function addOperatorRoutes(router: Router, policy: Policy): void {
   );
   router.get('/admin/usage', operatorPage(policy, usagePage));
   router.get('/admin/log', operatorPage(policy, logPage));
+  router.post(
+    '/admin/usage/recount',
+    operatorAction(policy, async (c) => ({ show: await recountPage(c) }), usagePage),
+  );
   addOperatorUserRoutes(router, policy);
   addIssuedRoutes(router, policy);
 }
@@ -178,6 +183,10 @@ async function usagePage(c: OperatorCtx): Promise<Shown> {
     <section class="card">
       <h2>Per user</h2>
       ${table(['User', 'Used against quota'], rows, 'No users yet.')}
+      <form method="post" action="/console/admin/usage/recount" class="row">
+        ${csrfField(c.session.csrf)}<button class="secondary">Recount from the disk</button>
+        <span class="muted small">Measures every area and corrects the counters, like <code>kura admin usage --recount</code>.</span>
+      </form>
     </section>`;
   return { title: 'Usage', body };
 }
@@ -198,4 +207,21 @@ async function logPage(c: OperatorCtx): Promise<Shown> {
       ${hostsTable(hosts, 'No host has backed up yet.', true)}
     </section>`;
   return { title: result ? `Backup log: ${result}` : 'Backup log', body };
+}
+
+/** `kura admin usage --recount` on the web: measures every area and corrects the counters. */
+async function recountPage(c: OperatorCtx): Promise<Shown> {
+  const lines = await usageReport(c.policy, true);
+  await sampleUsage(c.policy);
+  const rows = lines.map((l) => [
+    html`<a href="/console/admin/users/${l.user}">${l.user}</a>`,
+    formatSize(l.usedBytes),
+    formatSize(l.counterBefore ?? 0),
+    l.drift === 0 ? badge('agreed', 'succeeded') : badge(`off by ${l.drift} bytes: corrected`, 'warn'),
+  ]);
+  const body = html`<section class="card">
+    ${table(['User', 'Measured on disk', 'Counter was', 'Check'], rows, 'No users yet.')}
+    <p><a href="/console/admin/usage">Back to usage</a></p>
+  </section>`;
+  return { title: 'Usage recounted', body };
 }

@@ -1,5 +1,7 @@
 import type { Router } from 'express';
-import { contractChangeFrom, type ContractFields } from '../gateway/policy/contracts.js';
+import { contractChangeFrom, formatSize, type ContractFields } from '../gateway/policy/contracts.js';
+import { areaLayout } from '../gateway/storage/data-dir.js';
+import { checkArea } from '../gateway/storage/pack-check.js';
 import { certStatus } from '../gateway/policy/certs.js';
 import { KuraError } from '../gateway/errors.js';
 import { readJobs } from '../gateway/policy/area-records.js';
@@ -9,7 +11,7 @@ import { contractStatuses } from '../gateway/policy/records.js';
 import { usageChart } from './chart.js';
 import { operatorAction, operatorPage } from './pages.js';
 import type { OperatorCtx, Shown } from './context.js';
-import { csrfField, html, shortTime, table } from './html.js';
+import { csrfField, html, plural, shortTime, table } from './html.js';
 import { keepAppPassword, keepCertificate } from './issued.js';
 import { badge, contractFacts, hostsTable, jobsTable, usageMeter } from './parts.js';
 import { formField } from './security.js';
@@ -30,7 +32,7 @@ const nameOf = (c: OperatorCtx) => String(c.req.params.name ?? '');
 /** One user's page and its forms: enable/disable, contract, certificates, app passwords. */
 export function addOperatorUserRoutes(router: Router, policy: Policy): void {
   router.get('/admin/users/:name', operatorPage(policy, userPage));
-  const act = (path: string, fn: (c: OperatorCtx, name: string) => Promise<{ redirect: string; flash?: string }>) =>
+  const act = (path: string, fn: (c: OperatorCtx, name: string) => Promise<{ redirect: string; flash?: string } | { show: Shown }>) =>
     router.post(
       `/admin/users/:name/${path}`,
       operatorAction(policy, (c) => fn(c, nameOf(c)), userPage),
@@ -64,6 +66,7 @@ export function addOperatorUserRoutes(router: Router, policy: Policy): void {
     const created = await c.policy.appPasswords.add(name, label);
     return { redirect: `/console/admin/issued/${keepAppPassword(c.session.csrf, name, created, label)}` };
   });
+  act('check', async (c, name) => ({ show: await checkReport(c, name) }));
   act('app-passwords/revoke', async (c, name) => {
     const id = formField(c.req, 'id') ?? '';
     await c.policy.appPasswords.revoke(name, id);
@@ -165,6 +168,13 @@ async function userPage(c: OperatorCtx): Promise<Shown> {
       ${hostsTable(hosts, `${name} has not backed up any host yet.`)}
     </section>
     <section class="card">
+      <h2>Integrity of the stored packs</h2>
+      <form method="post" action="${post('check')}" class="row">
+        ${csrf}<button class="secondary">Check ${name}'s packs</button>
+        <span class="muted small">Reads every pack once, like <code>kura admin check ${name}</code>; changes nothing.</span>
+      </form>
+    </section>
+    <section class="card">
       <h2>Backup log</h2>
       ${jobsTable(jobs.slice(-50), `${name} has no backups in the log yet.`)}
     </section>`;
@@ -220,4 +230,28 @@ function exactSize(bytes: number): string {
     if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
   }
   return String(bytes);
+}
+
+/** `kura admin check USER` on the web: every pack against its name, its layout and the blob index. */
+async function checkReport(c: OperatorCtx, name: string): Promise<Shown> {
+  const user = await c.policy.users.get(name);
+  const r = await checkArea(areaLayout(c.policy.layout, user.id));
+  const summary = `${plural(r.packs, 'pack')}, ${formatSize(r.bytes)}, ${plural(r.blobs, 'blob')}; the index lists ${plural(r.indexedPacks, 'pack')}${r.indexExists ? '' : ' (there is no index file)'}.`;
+  const body = html`<p class="crumbs">
+      <a href="/console/admin/users">Users</a> › <a href="/console/admin/users/${name}">${name}</a> › check
+    </p>
+    <section class="card">
+      <p>
+        ${r.problems.length === 0 ? badge('no damage found', 'succeeded') : badge(`${plural(r.problems.length, 'problem')}`, 'failed')}
+        ${summary}
+      </p>
+      ${r.encrypted === false ? html`<p class="muted small">Plaintext repository: every blob was verified against its id.</p>` : ''}
+      ${table(
+        ['Problem', 'Pack', 'What'],
+        r.problems.map((p) => [badge(p.kind, 'failed'), html`<span class="mono small">${p.pack.slice(0, 16) || '–'}</span>`, p.message]),
+        'Every pack matches its name and the index.',
+      )}
+      ${r.problems.length > 0 ? html`<p class="muted small">To rebuild the index from the packs: <code>kura admin check ${name} --repair-index</code>.</p>` : ''}
+    </section>`;
+  return { title: `Check of ${name}'s packs`, body };
 }

@@ -71,7 +71,8 @@ export async function userOf(policy: Policy, req: Request, res: Response): Promi
 }
 
 type OperatorPage = (ctx: OperatorCtx) => Promise<Shown>;
-type OperatorAction = (ctx: OperatorCtx) => Promise<{ redirect: string; flash?: string }>;
+/** What a form did: redirect with a message (the usual post/redirect/get), or show a report page (a check's result). */
+type OperatorAction = (ctx: OperatorCtx) => Promise<{ redirect: string; flash?: string } | { show: Shown }>;
 
 /** A GET page of the operator's area: sign-in required, the page rendered with the operator's navigation. */
 export function operatorPage(policy: Policy, render: OperatorPage): RequestHandler {
@@ -121,6 +122,7 @@ export function operatorAction(policy: Policy, act: OperatorAction, onError: Ope
       try {
         const done = await act(ctx);
         if (res.headersSent) return;
+        if ('show' in done) return await showOperator(ctx, async () => done.show, null);
         if (done.flash) setFlash(res, 'ok', done.flash);
         res.redirect(303, done.redirect);
       } catch (err) {

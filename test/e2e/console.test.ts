@@ -212,6 +212,19 @@ describe('web console', () => {
     assert.match(text, /kura_http_received_bytes_total \d+/);
   });
 
+  it("checks carol's packs and recounts usage from the console, with the same code as kura admin", async () => {
+    await op.goto(url('/console/admin/users/carol'));
+    await Promise.all([op.waitForNavigation(), op.click(`button:text("Check carol's packs")`)]);
+    const report = (await op.textContent('main')) ?? '';
+    assert.match(report, /no damage found/);
+    assert.match(report, /Plaintext repository: every blob was verified/);
+    await shot(op, '16-operator-check');
+    await op.goto(url('/console/admin/usage'));
+    await Promise.all([op.waitForNavigation(), op.click('button:text("Recount from the disk")')]);
+    assert.match((await op.textContent('table')) ?? '', /carol/);
+    await shot(op, '17-operator-recount');
+  });
+
   let user: BrowserContext;
   let up: Page;
 
