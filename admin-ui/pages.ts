@@ -6,7 +6,7 @@ import { KuraError } from '../gateway/errors.js';
 import type { OperatorCtx, Shown, UserCtx } from './context.js';
 import { consoleStatus, reasonOf } from './errors.js';
 import { html, page } from './html.js';
-import { COOKIE, readCookies, sameToken, setFlash, takeFlash, formField } from './security.js';
+import { COOKIE, readCookies, sameToken, setCookie, setFlash, takeFlash, formField } from './security.js';
 
 /** The page and form wrappers of both areas: who is signed in, the layout around a page, refusals. */
 
@@ -58,7 +58,12 @@ export async function userOf(policy: Policy, req: Request, res: Response): Promi
   const session = token ? await policy.consoleSessions.find(token) : undefined;
   if (session?.kind === 'user' && session.user) {
     const user = await policy.users.get(session.user);
-    if (user.disabled) throw new KuraError('user-disabled', `user-disabled: user ${user.name} is disabled`);
+    if (user.disabled) {
+      // The session ends with the account: enabling the user again needs a new sign-in.
+      await policy.consoleSessions.end(token as string);
+      setCookie(res, COOKIE.user, null);
+      throw new KuraError('user-disabled', `user-disabled: user ${user.name} is disabled`);
+    }
     return { user, via: 'app-password', session };
   }
   const socket = req.socket as TLSSocket;
@@ -200,7 +205,16 @@ export function userPage(policy: Policy, render: UserPage): RequestHandler {
       try {
         who = await userOf(policy, req, res);
       } catch (err) {
-        return sendPage(res, { title: 'Signed in, but refused', status: consoleStatus(err), body: html`<p>${reasonOf(err)}</p>` }, []);
+        return sendPage(
+          res,
+          {
+            title: 'Access refused',
+            status: consoleStatus(err),
+            body: html`<p>${reasonOf(err)}</p>
+              <p>Nothing of your account is shown. If this is unexpected, ask your operator. <a href="/console/signin">Sign in</a></p>`,
+          },
+          [],
+        );
       }
       if (!who) return res.redirect(303, '/console/signin');
       const ctx: UserCtx = { req, res, policy, ...who };

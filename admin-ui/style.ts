@@ -16,6 +16,8 @@ h2 { font-size: 17px; margin: 0 0 12px; }
 section.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 18px 20px; margin: 0 0 18px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 18px; }
 .grid { margin: 0 0 18px; }
+section.card > :first-child { margin-top: 0; }
+section.card > :last-child { margin-bottom: 0; }
 .grid > section.card { margin: 0; }
 table + form, table + p, .empty + form { margin-top: 14px; }
 svg.icon { width: 16px; height: 16px; vertical-align: -3px; margin-right: 6px; }

@@ -346,6 +346,9 @@ describe('web console', () => {
     assert.equal(refused?.status(), 403);
     assert.match((await up.textContent('main')) ?? '', /disabled/);
     await shot(up, '30-user-disabled');
+    await up.goto(url('/console/'));
+    assert.match(up.url(), /\/console\/signin$/, "the disabled user's session ended");
+    assert.equal((await page.goto(url('/console/')))?.status(), 403, 'and the certificate no longer opens the console');
     await certUser.close();
     await user.close();
   });
