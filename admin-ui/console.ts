@@ -39,15 +39,23 @@ export function consoleRouter(policy: Policy): express.Router {
     );
   });
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const tooBig = (err as { type?: string }).type === 'entity.too.large';
-    const status = tooBig ? 413 : (err as { status?: number }).status === 400 ? 400 : consoleStatus(err);
-    const text = tooBig
-      ? 'The form was too large.'
-      : status === 400 && !(err instanceof KuraError)
-        ? 'The form could not be read.'
-        : reasonOf(err);
+    const { status, text } = describeFailure(err);
     if (!res.headersSent) sendPage(res, { title: 'Something went wrong', status, body: html`<p>${text}</p>` }, []);
     else res.destroy();
   });
   return router;
+}
+
+/** A failure no page caught: a form body the parser refused (too large, too many fields, malformed), or a bug. */
+function describeFailure(err: unknown): { status: number; text: string } {
+  if (err instanceof KuraError) return { status: consoleStatus(err), text: reasonOf(err) };
+  const parser = err as { status?: number; type?: string; expose?: boolean };
+  if (parser.expose && typeof parser.status === 'number' && parser.status >= 400 && parser.status < 500) {
+    const text =
+      parser.type === 'entity.too.large' || parser.type === 'parameters.too.many'
+        ? 'The form was larger than this console accepts; nothing was changed.'
+        : 'The form could not be read; nothing was changed.';
+    return { status: parser.status, text };
+  }
+  return { status: 500, text: reasonOf(err) };
 }

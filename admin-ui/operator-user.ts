@@ -77,9 +77,10 @@ export function addOperatorUserRoutes(router: Router, policy: Policy): void {
 async function userPage(c: OperatorCtx): Promise<Shown> {
   const name = nameOf(c);
   const user = await c.policy.users.get(name);
-  const [contract, used, certs, passwords, history, hosts, jobs] = await Promise.all([
+  const used = await c.policy.usage.get(name);
+  await c.policy.usageHistory.record(name, used);
+  const [contract, certs, passwords, history, hosts, jobs] = await Promise.all([
     c.policy.contracts.find(name),
-    c.policy.usage.get(name),
     c.policy.certs.list(name),
     c.policy.appPasswords.list(name),
     c.policy.usageHistory.list(name),

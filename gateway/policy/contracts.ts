@@ -92,7 +92,7 @@ export class Contracts {
         updatedAt: new Date().toISOString(),
       };
       if (next.validUntil && Date.parse(next.validUntil) <= Date.parse(next.validFrom)) {
-        throw new KuraError('bad-request', 'the contract must end after it starts (--until after --from)');
+        throw new KuraError('bad-request', 'the contract must end after it starts (valid until later than valid from)');
       }
       return next;
     });

@@ -11,6 +11,8 @@ import { ConsoleSessions } from '../../gateway/policy/console-sessions.js';
 import { Operators, OPERATOR_NAME } from '../../gateway/policy/operators.js';
 import { UsageHistory } from '../../gateway/policy/usage-history.js';
 import { MetaStore } from '../../gateway/storage/meta-store.js';
+import { Certificates } from '../../gateway/policy/certs.js';
+import { Users } from '../../gateway/policy/users.js';
 
 describe('console html', () => {
   it('escapes every value put into a template, but not nested templates', () => {
@@ -122,6 +124,21 @@ describe('console sessions, operator password and usage history', () => {
     const next = await ops.resetPassword();
     assert.equal(await ops.verify(OPERATOR_NAME, first as string), false);
     assert.equal(await ops.verify(OPERATOR_NAME, next), true);
+  });
+
+  it('revokes a certificate only when the form names it: an empty or tiny prefix is refused, not matched', async () => {
+    const users = new Users(meta);
+    const certs = new Certificates(meta, users, join(dir, 'ca'));
+    await certs.initCa();
+    await users.add('solo');
+    const only = await certs.issue('solo');
+    for (const id of ['', '  ', '4', 'zz', ':::']) {
+      await assert.rejects(certs.revoke(id), /at least 4 hex digits/);
+    }
+    assert.equal((await certs.list('solo'))[0]?.revokedAt, null);
+    const revoked = await certs.revoke(only.serial.slice(0, 8));
+    assert.equal(revoked.fingerprint256, only.fingerprint256);
+    assert.notEqual(revoked.revokedAt, null);
   });
 
   it('keeps one usage sample per day, the latest, in day order', async () => {
