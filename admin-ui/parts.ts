@@ -88,7 +88,7 @@ export function hostsTable(hosts: HostStatus[], empty: string, withUser = false)
   return table(
     [...(withUser ? ['User'] : []), 'Host', 'Last successful backup', 'Last job', 'Snapshots'],
     hosts.map((h) => [
-      ...(withUser ? [h.user] : []),
+      ...(withUser ? [html`<a href="/console/admin/users/${h.user}">${h.user}</a>`] : []),
       h.host,
       h.lastSuccess
         ? `${shortTime(h.lastSuccess)} (${ago(now - Date.parse(h.lastSuccess))})`

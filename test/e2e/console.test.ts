@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createClient, type WebDAVClient } from 'webdav';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { encodeJob } from '../../format/index.js';
-import { startTestGateway, type TestGateway, type TestUser } from '../helpers/gateway.js';
+import { dav as davRequest, startTestGateway, type TestGateway, type TestUser } from '../helpers/gateway.js';
 import { agentEnv, backup, mustAgent, mustRun } from '../helpers/agent.js';
 import { makeTempDir, removeTempDir } from '../helpers/processes.js';
 import { launchChromium, shot } from '../helpers/browser.js';
@@ -195,9 +195,15 @@ describe('web console', () => {
     await shot(op, '13-operator-log-failed');
     await op.goto(url('/console/admin/log?result=cancelled'));
     assert.match((await op.textContent('main')) ?? '', /No cancelled jobs/);
+    // erin: 95 % of a tiny quota, and a contract that ends in 10 days.
+    const erin = await gw.addUser('erin', { quotaBytes: 1000, validUntil: new Date(Date.now() + 10.5 * 86_400_000).toISOString() });
+    assert.equal((await davRequest(gw, { method: 'PUT', path: '/files/full.bin', user: erin, body: 'x'.repeat(950) })).status, 201);
     await op.goto(url('/console/admin/'));
-    const missed = (await op.textContent('main')) ?? '';
-    assert.match(missed, /old-pc/);
+    const cards = (await op.locator('section.card').allTextContents()).map((t) => t.replace(/\s+/g, ' '));
+    assert.match(cards[0] ?? '', /erin[\s\S]*950 B of 1000 B \(95\.0 %\)/);
+    assert.match(cards[1] ?? '', /erin[\s\S]*10 days/);
+    assert.match(cards[2] ?? '', /old-pc/);
+    assert.doesNotMatch(cards[2] ?? '', /pc1/, 'pc1 backed up just now');
     await shot(op, '14-operator-dashboard');
     await op.goto(url('/console/admin/certificates'));
     assert.match((await op.textContent('table')) ?? '', /carol/);
