@@ -29,7 +29,7 @@ export function jobsTable(jobs: (JobRecord & { user?: string })[], empty: string
   const rows = [...jobs]
     .reverse()
     .map((j) => [
-      ...(withUser ? [j.user ?? ''] : []),
+      ...(withUser ? [html`<a href="/console/admin/users/${j.user ?? ''}">${j.user ?? ''}</a>`] : []),
       shortTime(j.startedAt),
       j.host,
       j.type,
