@@ -19,6 +19,8 @@ import { launchChromium, shot } from '../helpers/browser.js';
  * forgery and other users' URLs are refused. Every page is saved as a screenshot.
  */
 const HOSTILE = '<img src=x onerror=alert(1)>.html';
+/** The gateway's certificate is checked by the DAV clients below; the browser only drives pages. */
+const NO_SCRIPT = { ignoreHTTPSErrors: true, javaScriptEnabled: false, viewport: { width: 1200, height: 800 } };
 
 describe('web console', () => {
   let gw: TestGateway;
@@ -34,7 +36,8 @@ describe('web console', () => {
     operatorPassword = await gw.policy.operators.resetPassword();
     work = await makeTempDir('kura-console-');
     browser = await launchChromium();
-    operator = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1200, height: 800 } });
+    // JavaScript off in every context: the console's pages and forms need none.
+    operator = await browser.newContext({ ...NO_SCRIPT, acceptDownloads: true });
     operator.setDefaultTimeout(10_000);
     op = await operator.newPage();
   });
@@ -235,7 +238,7 @@ describe('web console', () => {
   let up: Page;
 
   it('the user signs in with the app password and sees their contract, usage, log, snapshots and mount address', async () => {
-    user = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1200, height: 800 } });
+    user = await browser.newContext({ ...NO_SCRIPT, acceptDownloads: true });
     user.setDefaultTimeout(10_000);
     up = await user.newPage();
     await up.goto(url('/console/'));
@@ -337,7 +340,7 @@ describe('web console', () => {
 
   it('a certificate in the browser signs the user in without a form; disabling the user ends access', async () => {
     const certUser = await browser.newContext({
-      ignoreHTTPSErrors: true,
+      ...NO_SCRIPT,
       clientCertificates: [
         { origin: gw.url.replace(/\/$/, ''), cert: Buffer.from(carol.certPem as string), key: Buffer.from(carol.keyPem as string) },
       ],
