@@ -86,17 +86,22 @@ export class GatewayMetrics {
   /** Counts every request of the gateway (DAV and console) when it finishes. */
   count() {
     return (req: Request, res: Response, next: NextFunction): void => {
+      // Taken now: once a connection is torn down, req.socket is null by the time 'close' fires.
+      const socket = req.socket as Socket | null;
       res.once('close', () => {
         this.requests.inc({ method: req.method, status: String(res.statusCode) });
-        const s = req.socket;
-        const before = this.seen.get(s) ?? { read: 0, written: 0 };
-        const now = { read: s.bytesRead, written: s.bytesWritten };
-        this.bytesIn.inc(Math.max(0, now.read - before.read));
-        this.bytesOut.inc(Math.max(0, now.written - before.written));
-        this.seen.set(s, now);
+        if (socket) this.countBytes(socket);
       });
       next();
     };
+  }
+
+  private countBytes(s: Socket): void {
+    const before = this.seen.get(s) ?? { read: 0, written: 0 };
+    const now = { read: s.bytesRead ?? before.read, written: s.bytesWritten ?? before.written };
+    this.bytesIn.inc(Math.max(0, now.read - before.read));
+    this.bytesOut.inc(Math.max(0, now.written - before.written));
+    this.seen.set(s, now);
   }
 }
 
