@@ -26,6 +26,8 @@ export const USER_NAV = [
 ] as const;
 
 /** Sends a whole page around `shown`, with the navigation of its area. */
+const AREA_HOMES = ['/console/', '/console/admin/'];
+
 export function sendPage(
   res: Response,
   shown: Shown,
@@ -36,7 +38,9 @@ export function sendPage(
   const items = nav.map(([href, label]) => ({
     href,
     label,
-    current: href === current || (href.length > 16 && current.startsWith(href)) || (href === '/console/files/' && current.startsWith(href)),
+    // A section is current on its own pages too (a user's page under Users, a folder under Files);
+    // the two overviews only on themselves.
+    current: href === current || (!AREA_HOMES.includes(href) && current.startsWith(href)),
   }));
   res
     .status(shown.status ?? 200)
