@@ -1,15 +1,15 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Policy } from '../gateway/policy/policy.js';
-import { formatSize, parseSize, type ContractChange } from '../gateway/policy/contracts.js';
+import { contractChangeFrom, formatSize, type ContractFields } from '../gateway/policy/contracts.js';
 import type { UsageLine } from '../gateway/policy/recount.js';
-import { contractStatuses, type ContractStatus } from '../gateway/policy/records.js';
+import { contractStatuses } from '../gateway/policy/records.js';
 import { KuraError } from '../gateway/errors.js';
 import { addAdminCheckCommand } from './check-commands.js';
-import { areaLayout } from '../gateway/storage/data-dir.js';
-import { decodeJob, JOB_ID, type JobRecord } from '../format/index.js';
-import { byStart } from '../agent/job-log.js';
+import { readJobs } from '../gateway/policy/area-records.js';
+import { certStatus } from '../gateway/policy/certs.js';
+import { OPERATOR_NAME } from '../gateway/policy/operators.js';
 import { jobsJson, jobsTable } from './job-table.js';
 import { fail, report, table, type OutputOptions } from './output.js';
 
@@ -45,6 +45,19 @@ export function addAdminCommands(program: Command): void {
   addContractCommands(admin);
   addAdminCheckCommand(admin);
   addLogCommand(admin);
+  admin
+    .command('operator-password')
+    .description("set a new random password for the web console's operator sign-in and print it once")
+    .action(
+      action(async (policy, opts) => {
+        const password = await policy.operators.resetPassword();
+        report(
+          opts,
+          { name: OPERATOR_NAME, password },
+          () => `New operator password (shown only now; sign in as ${OPERATOR_NAME}):\n${password}`,
+        );
+      }),
+    );
   admin
     .command('usage')
     .description('show usage against quota; --recount measures the disk and corrects the counters')
@@ -182,13 +195,7 @@ function addCertCommands(admin: Command): void {
             ? 'No certificates.'
             : table([
                 ['USER', 'SERIAL', 'EXPIRES', 'RIGHTS', 'STATUS'],
-                ...certs.map((c) => [
-                  c.user,
-                  c.serial,
-                  c.notAfter,
-                  c.mayDelete ? 'add+delete' : 'append-only',
-                  c.revokedAt ? `revoked ${c.revokedAt}` : Date.parse(c.notAfter) < Date.now() ? 'expired' : 'valid',
-                ]),
+                ...certs.map((c) => [c.user, c.serial, c.notAfter, c.mayDelete ? 'add+delete' : 'append-only', certStatus(c)]),
               ]),
         );
       }),
@@ -216,6 +223,17 @@ function addAppPasswordCommands(admin: Command): void {
     );
 }
 
+/** The command-line flag of each contract field, for messages. */
+const FLAG: Record<keyof ContractFields, string> = {
+  plan: 'plan',
+  quota: 'quota',
+  maxSnapshots: 'max-snapshots',
+  from: 'from',
+  until: 'until',
+  status: 'status',
+  sessionsPerDay: 'sessions-per-day',
+};
+
 function addContractCommands(admin: Command): void {
   const contract = admin.command('contract').description('contracts');
   contract
@@ -230,7 +248,10 @@ function addContractCommands(admin: Command): void {
     .option('--sessions-per-day <n>', 'access limit: sessions per day ("none" for unlimited)')
     .action(
       action(async (policy, opts, name: string) => {
-        const c = await policy.contracts.set(name, contractChange(opts as Common & Record<string, string | undefined>));
+        const c = await policy.contracts.set(
+          name,
+          contractChangeFrom(opts as Common & ContractFields, (f) => `--${FLAG[f]}`),
+        );
         report(opts, c, () => `Contract of ${name} saved.\n${describeContract(c)}`);
       }),
     );
@@ -245,32 +266,6 @@ function addContractCommands(admin: Command): void {
         report(opts, c, () => describeContract(c));
       }),
     );
-}
-
-function contractChange(o: Record<string, string | undefined>): ContractChange {
-  const int = (v: string | undefined, flag: string) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new KuraError('bad-request', `--${flag} must be a whole number`);
-    return Number(v);
-  };
-  if (o.status && !contractStatuses.includes(o.status as ContractStatus)) {
-    throw new KuraError('bad-request', `--status must be one of ${contractStatuses.join(', ')}`);
-  }
-  return {
-    plan: o.plan,
-    quotaBytes: o.quota === undefined ? undefined : parseSize(o.quota),
-    maxSnapshots: int(o.maxSnapshots, 'max-snapshots'),
-    validFrom: o.from === undefined ? undefined : toIso(o.from),
-    validUntil: o.until === undefined ? undefined : o.until === 'none' ? null : toIso(o.until),
-    status: o.status as ContractStatus | undefined,
-    sessionsPerDay: o.sessionsPerDay === 'none' ? null : int(o.sessionsPerDay, 'sessions-per-day'),
-  };
-}
-
-function toIso(text: string): string {
-  const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new KuraError('bad-request', `not a date: ${text} (use e.g. 2026-01-31 or 2026-01-31T12:00:00Z)`);
-  return new Date(t).toISOString();
 }
 
 function describeContract(c: import('../gateway/policy/records.js').ContractRecord): string {
@@ -291,18 +286,7 @@ function addLogCommand(admin: Command): void {
     .description("show a user's backup log: every job of every host, its result, files and bytes")
     .action(
       action(async (policy, opts, name: string) => {
-        const user = await policy.users.get(name);
-        const dir = join(areaLayout(policy.layout, user.id).kura, 'log');
-        const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => JOB_ID.test(n)).sort();
-        const jobs: JobRecord[] = [];
-        for (const n of names) {
-          try {
-            jobs.push(decodeJob(await readFile(join(dir, n))));
-          } catch {
-            // A damaged record is left out rather than hiding the others.
-          }
-        }
-        jobs.sort(byStart);
+        const jobs = await readJobs(policy.layout, await policy.users.get(name));
         report(opts, jobsJson(jobs), () => jobsTable(jobs));
       }),
     );

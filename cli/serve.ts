@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { createDemoUser, demoInstructions, existingDemo } from '../gateway/bootstrap.js';
 import { KuraError } from '../gateway/errors.js';
 import { Policy } from '../gateway/policy/policy.js';
+import { OPERATOR_NAME } from '../gateway/policy/operators.js';
 import { startGateway } from '../gateway/server.js';
 import { ensureTls } from '../gateway/tls.js';
 
@@ -23,6 +24,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (tls.created) console.log(`Created a server certificate for localhost and 127.0.0.1 in ${policy.layout.tlsDir}/`);
   if (await createDemoUser(policy)) console.log(`Created the demo user with a contract, a certificate and an app password`);
   const demo = await existingDemo(policy);
+  const operatorPassword = await policy.operators.ensurePassword();
   const gateway = await startGateway({ policy, tls, host: opts.host, port }).catch(async (err: unknown) => {
     await policy.close();
     const code = (err as NodeJS.ErrnoException).code;
@@ -33,6 +35,11 @@ export async function serve(opts: ServeOptions): Promise<void> {
   });
   console.log(`Kura gateway listening on ${gateway.url} (data in ${dataDir})`);
   console.log(`Each user's private area is at ${gateway.url}files/`);
+  console.log(`Web console: ${gateway.url}console/ (users), ${gateway.url}console/admin/ (operator)`);
+  if (operatorPassword) {
+    console.log(`Operator sign-in for the console (shown once; \`kura admin operator-password\` sets a new one):`);
+    console.log(`  name: ${OPERATOR_NAME}  password: ${operatorPassword}`);
+  }
   if (demo) console.log('\n' + demoInstructions(gateway.url, demo) + '\n');
   const stop = () => {
     console.log('Stopping the gateway…');

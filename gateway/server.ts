@@ -10,6 +10,9 @@ import { ALLOWED_METHODS } from './dav/handlers/read.js';
 import { LockManager } from './dav/locks.js';
 import type { Policy } from './policy/policy.js';
 import type { TlsMaterial } from './tls.js';
+import { consoleRouter } from '../admin-ui/console.js';
+import { GatewayMetrics, metricsEndpoint } from '../admin-ui/metrics.js';
+import { sampleUsage } from './policy/overview.js';
 
 const plainResponse = (status: string, extra: string, text: string) =>
   `HTTP/1.1 ${status}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\n` +
@@ -32,16 +35,25 @@ export interface RunningGateway {
   close: () => Promise<void>;
 }
 
-/** The express application: health check, request log, then the DAV front for everything else. */
+/**
+ * The express application: request log and metrics, health check, the web console under /console/
+ * and the operator's /metrics, then the DAV front for everything else. The DAV root only ever holds
+ * files/, snapshots/ and .kura/, so the console's paths take nothing from it.
+ */
 export function createApp(policy: Policy, logger: Logger): express.Express {
   const app = express();
+  const metrics = new GatewayMetrics(policy);
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', false);
   app.use(requestLog(logger));
+  app.use(metrics.count());
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  app.get('/metrics', metricsEndpoint(policy, metrics));
+  app.get('/console', (req, res, next) => (req.originalUrl === '/console' ? res.redirect(301, '/console/') : next()));
+  app.use('/console', consoleRouter(policy));
   app.use(
     davHandler({
       layout: policy.layout,
@@ -115,6 +127,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     server.listen(opts.port, opts.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  const sampler = startUsageSampler(opts.policy, logger);
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
     server,
@@ -122,8 +135,18 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     url: `https://${shownHost}:${port}/`,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(sampler);
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
+}
+
+/** Records every user's usage once at start and then every hour: the daily points of the usage charts. */
+function startUsageSampler(policy: Policy, logger: Logger): NodeJS.Timeout {
+  const sample = () => void sampleUsage(policy).catch((err: unknown) => logger.warn({ err }, 'could not record the usage samples'));
+  sample();
+  const timer = setInterval(sample, 3_600_000);
+  timer.unref();
+  return timer;
 }

@@ -16,6 +16,12 @@ export interface IssuedClientCert extends IssuedCert {
   p12: Buffer;
 }
 
+/** How a certificate stands at now: valid, expired, or revoked (with the time). */
+export function certStatus(c: CertRecord, now = Date.now()): string {
+  if (c.revokedAt) return `revoked ${c.revokedAt}`;
+  return Date.parse(c.notAfter) < now ? 'expired' : 'valid';
+}
+
 /** The Kura client CA on disk and the register of every certificate it issued. */
 export class Certificates {
   constructor(
@@ -71,7 +77,7 @@ export class Certificates {
     return { ...cert, record, caPem: ca.certPem, p12 };
   }
 
-  /** Revokes by fingerprint or serial (or a unique prefix of either); effective on the next request. */
+  /** Revokes by fingerprint or serial (or a unique prefix of either, 4 hex digits at least); effective on the next request. */
   async revoke(idOrPrefix: string): Promise<CertRecord> {
     const target = await this.findOne(idOrPrefix);
     return this.meta.update(certKey(target.fingerprint256), CertRecord, (c) => ({
@@ -99,7 +105,11 @@ export class Certificates {
   }
 
   private async findOne(idOrPrefix: string): Promise<CertRecord> {
-    const needle = idOrPrefix.toUpperCase().replace(/:/g, '');
+    const needle = idOrPrefix.trim().toUpperCase().replace(/:/g, '');
+    // An empty or tiny prefix would match whatever certificate happens to be alone in the register.
+    if (!/^[0-9A-F]{4,}$/.test(needle)) {
+      throw new KuraError('bad-request', `name a certificate by its serial or fingerprint (at least 4 hex digits), not "${idOrPrefix}"`);
+    }
     const hits = (await this.list()).filter(
       (c) => c.fingerprint256.replace(/:/g, '').startsWith(needle) || c.serial.toUpperCase().startsWith(needle),
     );

@@ -16,6 +16,55 @@ export interface ContractChange {
   sessionsPerDay?: number | null;
 }
 
+/** The form of a contract change as text (CLI flags or web form fields); an omitted or empty field is unchanged. */
+export interface ContractFields {
+  plan?: string;
+  quota?: string;
+  maxSnapshots?: string;
+  from?: string;
+  until?: string;
+  status?: string;
+  sessionsPerDay?: string;
+}
+
+/**
+ * Turns text fields into a ContractChange, refusing what is not a whole number, a size, a date or a
+ * status with bad-request. `label` names a field in the messages the way the caller's user knows it
+ * (`--max-snapshots` on the command line, "Max snapshots" on the web). "none" clears until and
+ * sessions per day.
+ */
+export function contractChangeFrom(o: ContractFields, label: (field: keyof ContractFields) => string): ContractChange {
+  const given = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+  const int = (field: 'maxSnapshots' | 'sessionsPerDay') => {
+    const v = given(o[field]);
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new KuraError('bad-request', `${label(field)} must be a whole number`);
+    return Number(v);
+  };
+  const status = given(o.status);
+  if (status && !contractStatuses.includes(status as ContractStatus)) {
+    throw new KuraError('bad-request', `${label('status')} must be one of ${contractStatuses.join(', ')}`);
+  }
+  const quota = given(o.quota);
+  const from = given(o.from);
+  const until = given(o.until);
+  return {
+    plan: given(o.plan),
+    quotaBytes: quota === undefined ? undefined : parseSize(quota),
+    maxSnapshots: int('maxSnapshots'),
+    validFrom: from === undefined ? undefined : toIso(from),
+    validUntil: until === undefined ? undefined : until === 'none' ? null : toIso(until),
+    status: status as ContractStatus | undefined,
+    sessionsPerDay: given(o.sessionsPerDay) === 'none' ? null : int('sessionsPerDay'),
+  };
+}
+
+function toIso(text: string): string {
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new KuraError('bad-request', `not a date: ${text} (use e.g. 2026-01-31 or 2026-01-31T12:00:00Z)`);
+  return new Date(t).toISOString();
+}
+
 /** Per-user contracts: plan, quota, snapshot limit, validity, status and access limit. */
 export class Contracts {
   constructor(
@@ -43,7 +92,7 @@ export class Contracts {
         updatedAt: new Date().toISOString(),
       };
       if (next.validUntil && Date.parse(next.validUntil) <= Date.parse(next.validFrom)) {
-        throw new KuraError('bad-request', 'the contract must end after it starts (--until after --from)');
+        throw new KuraError('bad-request', 'the contract must end after it starts (valid until later than valid from)');
       }
       return next;
     });

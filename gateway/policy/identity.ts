@@ -4,11 +4,13 @@ import type { Request, Response } from 'express';
 import { Passport } from 'passport';
 import { Strategy as ClientCertStrategy } from 'passport-client-cert';
 import { BasicStrategy } from 'passport-http';
+import { Strategy as LocalStrategy } from 'passport-local';
 import { KuraError } from '../errors.js';
 import type { CertRecord, UserRecord } from './records.js';
 import type { Certificates } from './certs.js';
 import type { AppPasswords } from './app-passwords.js';
 import type { Users } from './users.js';
+import type { Operators } from './operators.js';
 
 /** Who is calling, as proved by a certificate or an app password. */
 export interface Principal {
@@ -32,6 +34,7 @@ export class Identity {
     private readonly users: Users,
     private readonly certs: Certificates,
     private readonly appPasswords: AppPasswords,
+    private readonly operators: Operators,
   ) {
     this.passport.use(
       new ClientCertStrategy((cert, done) => {
@@ -43,6 +46,30 @@ export class Identity {
         this.verifyAppPassword(name, password).then((p) => done(null, p), done);
       }),
     );
+    // The web console's sign-in forms (fields `name` and `password`): a user with an app password,
+    // and the operator, whose password opens no user's area and no user credential opens the console's.
+    this.passport.use(
+      'user-form',
+      new LocalStrategy({ usernameField: 'name' }, (name, password, done) => {
+        this.verifyAppPassword(name, password).then((p) => done(null, p), done);
+      }),
+    );
+    this.passport.use(
+      'operator-form',
+      new LocalStrategy({ usernameField: 'name' }, (name, password, done) => {
+        this.operators.verify(name, password).then((ok) => done(null, ok ? { operator: true } : false), done);
+      }),
+    );
+  }
+
+  /** A user signing in on the console with name and app password (form body). Throws bad-credentials or user-disabled. */
+  async signInUser(req: Request, res: Response): Promise<Principal> {
+    return this.run('user-form', req, res);
+  }
+
+  /** The operator signing in on the console (form body). Throws bad-credentials when the password is wrong. */
+  async signInOperator(req: Request, res: Response): Promise<void> {
+    await this.run('operator-form', req, res);
   }
 
   async authenticate(req: Request, res: Response): Promise<Principal> {

@@ -11,6 +11,9 @@ import type { ContractRecord } from './records.js';
 import { Sessions } from './sessions.js';
 import { Usage } from './usage.js';
 import { Users } from './users.js';
+import { Operators } from './operators.js';
+import { ConsoleSessions } from './console-sessions.js';
+import { UsageHistory } from './usage-history.js';
 
 /** What a request may do once it is admitted: whose area, under which contract, with which quota guard. */
 export interface Admission {
@@ -31,6 +34,9 @@ export class Policy {
   readonly usage: Usage;
   readonly sessions: Sessions;
   readonly identity: Identity;
+  readonly operators: Operators;
+  readonly consoleSessions: ConsoleSessions;
+  readonly usageHistory: UsageHistory;
   private readonly openSessions = new WeakMap<Socket, string>();
 
   private constructor(
@@ -43,7 +49,10 @@ export class Policy {
     this.contracts = new Contracts(meta, this.users);
     this.usage = new Usage(meta);
     this.sessions = new Sessions(meta);
-    this.identity = new Identity(this.users, this.certs, this.appPasswords);
+    this.operators = new Operators(meta);
+    this.identity = new Identity(this.users, this.certs, this.appPasswords, this.operators);
+    this.consoleSessions = new ConsoleSessions(meta);
+    this.usageHistory = new UsageHistory(meta);
   }
 
   static async open(dataDir: string): Promise<Policy> {
