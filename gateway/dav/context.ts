@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { readOnly } from '../../browse/errors.js';
 import { KuraError } from '../errors.js';
 import type { DeadPropStore } from '../storage/dead-props.js';
 import type { BlobIndex } from '../storage/blob-index.js';
@@ -92,6 +93,7 @@ export async function listResources(ctx: DavContext, path: string[]): Promise<Re
 
 /** The path inside the file area for a write; throws read-only outside /files/ (and for /files itself). */
 export function writablePath(path: string[], allowAreaRoot = false): string[] {
+  if (path[0] === 'snapshots') throw readOnly();
   if (path[0] !== FILES || (path.length === 1 && !allowAreaRoot)) {
     throw new KuraError('read-only', 'read-only: only the /files/ folder can be changed');
   }

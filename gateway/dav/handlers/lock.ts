@@ -5,7 +5,7 @@ import { checkIfHeader, header, checkWrite, pathKey, statResource, writablePath,
 import { submittedTokens } from '../if-header.js';
 import { activeLockXml } from '../live-props.js';
 import { parseTimeout, type Lock, type LockScope } from '../locks.js';
-import { sendXml } from '../multistatus.js';
+import { sendXml } from '../../../browse/multistatus.js';
 import { child, DAV_NS, serialize, type XmlElement } from '../xml.js';
 
 /**

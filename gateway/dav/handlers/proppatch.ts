@@ -3,7 +3,7 @@ import type { DeadProp } from '../../storage/dead-props.js';
 import { readXmlBody } from '../body.js';
 import { checkWrite, hrefOf, statResource, writablePath, type DavContext } from '../context.js';
 import { isLive } from '../live-props.js';
-import { multistatus, propstat, sendMultistatus } from '../multistatus.js';
+import { multistatus, propstat, sendMultistatus } from '../../../browse/multistatus.js';
 import { DAV_NS, escapeText, serialize, type XmlElement } from '../xml.js';
 
 interface Instruction {

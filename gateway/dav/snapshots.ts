@@ -1,0 +1,102 @@
+import { Readable } from 'node:stream';
+import { serveView, type PreviewMaker, type ViewServer } from '../../browse/dav.js';
+import { readOnly } from '../../browse/errors.js';
+import { SnapshotView, type ViewNode } from '../../browse/view.js';
+import { KuraError } from '../errors.js';
+import { areaLayout, type DataLayout } from '../storage/data-dir.js';
+import { DiskSnapshotSource } from '../storage/snapshot-source.js';
+import { checkWrite, destinationOf, header, pathKey, statResource, writablePath, type DavContext } from './context.js';
+import { prepaid } from './handlers/write.js';
+
+/** Users whose view (and its decoded trees) is kept between requests. */
+const KEPT_VIEWS = 32;
+
+/** One snapshot view per user (the most recent KEPT_VIEWS), over that user's own area. */
+export class SnapshotViews {
+  private readonly views = new Map<string, ViewServer>();
+
+  constructor(
+    private readonly layout: DataLayout,
+    private readonly previews?: PreviewMaker,
+  ) {}
+
+  of(userId: string): ViewServer {
+    const known = this.views.get(userId);
+    if (known) {
+      this.views.delete(userId);
+      this.views.set(userId, known);
+      return known;
+    }
+    const view = new SnapshotView(new DiskSnapshotSource(areaLayout(this.layout, userId)));
+    const server: ViewServer = { view, base: ['snapshots'], previews: this.previews };
+    this.views.set(userId, server);
+    for (const id of this.views.keys()) if (this.views.size > KEPT_VIEWS) this.views.delete(id);
+    return server;
+  }
+}
+
+/**
+ * A request below /snapshots/: a COPY out of a snapshot into /files/ is done here, on the server;
+ * everything else is the read-only view's (browse/dav.ts), which refuses writes with 403.
+ */
+export async function snapshotRequest(ctx: DavContext, server: ViewServer): Promise<void> {
+  if (ctx.req.method === 'COPY' && ctx.path.length > 1) return copyOut(ctx, server);
+  await serveView(server, ctx.req, ctx.res, ctx.path.slice(1));
+}
+
+/**
+ * COPY from a snapshot into /files/ (RFC 4918 §9.8): the whole size is reserved against the quota
+ * first (507 before a byte is written), files are written one by one through the usual temp file
+ * and rename, and on any failure what was copied is removed and the space given back.
+ */
+async function copyOut(ctx: DavContext, server: ViewServer): Promise<void> {
+  const destPath = destinationOf(ctx.req);
+  if (destPath[0] === 'snapshots') throw readOnly();
+  const to = writablePath(destPath);
+  const node = await server.view.resolve(ctx.path.slice(1));
+  if (!node) throw new KuraError('not-found', 'no such file or folder');
+  const depth = header(ctx.req, 'depth') ?? 'infinity';
+  if (depth !== 'infinity' && depth !== '0') throw new KuraError('bad-request', `bad-request: COPY does not take Depth: ${depth}`);
+  await ctx.user.files.requireParentCollection(to);
+  const existing = await statResource(ctx, destPath);
+  if (existing && (header(ctx.req, 'overwrite') ?? 'T').toUpperCase() === 'F')
+    throw new KuraError('precondition-failed', 'precondition-failed: the destination exists and Overwrite is F');
+  await checkWrite(ctx, [destPath, destPath.slice(0, -1)], [destPath]);
+  const deep = depth === 'infinity';
+  const total = await sizeOf(server, node, deep);
+  if (existing) {
+    await ctx.user.space.release(await ctx.user.files.remove(to));
+    await ctx.user.props.remove(to);
+    ctx.locks.removeWithin(ctx.user.id, pathKey(destPath));
+  }
+  await ctx.user.space.reserve(total);
+  const budget = { unstarted: total };
+  try {
+    await copyNode(ctx, server, node, to, deep, budget);
+  } catch (err) {
+    const freed = await ctx.user.files.remove(to).catch(() => 0);
+    await ctx.user.space.release(freed + budget.unstarted);
+    throw err;
+  }
+  ctx.res.status(existing ? 204 : 201).end();
+}
+
+async function sizeOf(server: ViewServer, node: ViewNode, deep: boolean): Promise<number> {
+  if (node.type === 'file') return node.size;
+  if (!deep) return 0;
+  let total = 0;
+  for (const member of await server.view.list(node)) total += await sizeOf(server, member, true);
+  return total;
+}
+
+async function copyNode(ctx: DavContext, server: ViewServer, node: ViewNode, to: string[], deep: boolean, budget: { unstarted: number }) {
+  if (node.type === 'collection') {
+    await ctx.user.files.makeCollection(to);
+    if (!deep) return;
+    for (const member of await server.view.list(node)) await copyNode(ctx, server, member, [...to, member.name], true, budget);
+    return;
+  }
+  const bytes = node.size > 0 ? await server.view.open(node, 0, node.size - 1) : [];
+  budget.unstarted -= node.size;
+  await ctx.user.files.writeFile(to, Readable.from(bytes, { objectMode: false }), prepaid(ctx.user.space, node.size));
+}
