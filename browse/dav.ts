@@ -14,11 +14,11 @@ const WRITES = new Set(['PUT', 'DELETE', 'MKCOL', 'COPY', 'MOVE', 'PROPPATCH', '
 
 /** A thumbnail maker (browse/thumbnails.ts): answers ?thumbnail=N on image files. */
 export interface PreviewMaker {
-  /** Sends the preview of node, or throws BrowseError (415, 422). `bytes` opens the original. */
+  /** Sends the preview of a file, or throws BrowseError (400, 415, 422). `bytes` opens the original. */
   send(
     req: IncomingMessage,
     res: ServerResponse,
-    node: ViewNode,
+    file: { name: string; size: number; etag: string },
     size: string,
     bytes: () => Promise<Iterable<Buffer> | AsyncIterable<Buffer>>,
   ): Promise<void>;

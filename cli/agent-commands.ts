@@ -51,7 +51,7 @@ export async function connect(
  * Connects and opens the repository, with this PC's index cache; `prefetch` names what the command
  * needs at once, fetched while the key is derived.
  */
-async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => OpenOptions['prefetch'], loaded?: AgentConfig) {
+export async function openRepo(flags: CommonFlags, prefetch?: (config: AgentConfig) => OpenOptions['prefetch'], loaded?: AgentConfig) {
   const { config, remote, identity } = await connect(flags, loaded);
   const repo = await Repository.open(
     remote,

@@ -4,6 +4,7 @@ import { addAdminCommands } from './admin.js';
 import { addAgentCommands } from './agent-commands.js';
 import { addAgentDaemonCommands } from './agent-daemon.js';
 import { addCheckCommand } from './check-commands.js';
+import { addMountCommand } from './mount-command.js';
 import { fail } from './output.js';
 
 const program = new Command();
@@ -27,6 +28,13 @@ addAgentCommands(program, async (fn, json) => {
   }
 });
 addAgentDaemonCommands(program, async (fn, json) => {
+  try {
+    await fn();
+  } catch (err) {
+    fail(err, { json });
+  }
+});
+addMountCommand(program, async (fn, json) => {
   try {
     await fn();
   } catch (err) {

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { PreviewMaker } from '../../browse/dav.js';
 import { readOnly } from '../../browse/errors.js';
 import { KuraError } from '../errors.js';
 import type { DeadPropStore } from '../storage/dead-props.js';
@@ -22,6 +23,8 @@ export interface UserSpace {
   /** The contract's limit on snapshot records (all hosts together). */
   maxSnapshots: number;
   usedBytes: () => Promise<number>;
+  /** Image previews (?thumbnail=N) of /files/, cached in the area's meta folder. */
+  previews: PreviewMaker;
 }
 
 export interface DavContext {

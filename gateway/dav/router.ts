@@ -19,6 +19,7 @@ import { del, mkcol, put } from './handlers/write.js';
 import { sendError } from './http-errors.js';
 import { LockManager } from './locks.js';
 import { snapshotRequest, SnapshotViews } from './snapshots.js';
+import { Thumbnailer } from '../../browse/thumbnails.js';
 
 type Handler = (ctx: DavContext) => Promise<void>;
 
@@ -115,5 +116,6 @@ async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<stri
     quotaBytes: admission.contract.quotaBytes,
     maxSnapshots: admission.contract.maxSnapshots,
     usedBytes: () => deps.usedBytes(user.name),
+    previews: new Thumbnailer(join(dirs.meta, 'thumbnails'), false),
   };
 }

@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
-import { serveView, type PreviewMaker, type ViewServer } from '../../browse/dav.js';
+import { join } from 'node:path';
+import { serveView, type ViewServer } from '../../browse/dav.js';
+import { Thumbnailer } from '../../browse/thumbnails.js';
 import { readOnly } from '../../browse/errors.js';
 import { SnapshotView, type ViewNode } from '../../browse/view.js';
 import { KuraError } from '../errors.js';
@@ -15,10 +17,7 @@ const KEPT_VIEWS = 32;
 export class SnapshotViews {
   private readonly views = new Map<string, ViewServer>();
 
-  constructor(
-    private readonly layout: DataLayout,
-    private readonly previews?: PreviewMaker,
-  ) {}
+  constructor(private readonly layout: DataLayout) {}
 
   of(userId: string): ViewServer {
     const known = this.views.get(userId);
@@ -27,8 +26,9 @@ export class SnapshotViews {
       this.views.set(userId, known);
       return known;
     }
-    const view = new SnapshotView(new DiskSnapshotSource(areaLayout(this.layout, userId)));
-    const server: ViewServer = { view, base: ['snapshots'], previews: this.previews };
+    const dirs = areaLayout(this.layout, userId);
+    const view = new SnapshotView(new DiskSnapshotSource(dirs));
+    const server: ViewServer = { view, base: ['snapshots'], previews: new Thumbnailer(join(dirs.meta, 'thumbnails')) };
     this.views.set(userId, server);
     for (const id of this.views.keys()) if (this.views.size > KEPT_VIEWS) this.views.delete(id);
     return server;

@@ -25,6 +25,10 @@ export async function get(ctx: DavContext): Promise<void> {
   if (ctx.path.length === 2 && ctx.path[0] === '.kura' && ctx.path[1] === 'index') return getIndex(ctx);
   const r = await statResource(ctx, ctx.path);
   if (!r) throw new KuraError('not-found', 'no such file or folder');
+  const thumbnail = new URLSearchParams(ctx.req.url.split('?')[1] ?? '').get('thumbnail');
+  if (thumbnail !== null && r.type === 'file' && r.path[0] === 'files') {
+    return ctx.user.previews.send(ctx.req, ctx.res, r, thumbnail, async () => ctx.user.files.openRead(r.path.slice(1)));
+  }
   const res = ctx.res;
   res.setHeader('ETag', r.etag);
   res.setHeader('Last-Modified', r.mtime.toUTCString());
@@ -33,6 +37,7 @@ export async function get(ctx: DavContext): Promise<void> {
     return;
   }
   if (r.type === 'collection') return sendListing(ctx, r);
+  const area = r.path[0] === '.kura' ? ctx.user.kura : ctx.user.files;
   const range = requestedRange(ctx.req, r.size, r);
   res.setHeader('Accept-Ranges', 'bytes');
   res.setHeader('Content-Type', contentTypeOf(r.name));
@@ -48,7 +53,6 @@ export async function get(ctx: DavContext): Promise<void> {
     res.end();
     return;
   }
-  const area = r.path[0] === '.kura' ? ctx.user.kura : ctx.user.files;
   await pipeline(area.openRead(r.path.slice(1), start, end), res);
 }
 
