@@ -184,16 +184,32 @@ function liveValue(node: ViewNode, local: string): string | null {
 
 const el = (local: string, inner: string) => (inner === '' ? `<D:${local}/>` : `<D:${local}>${inner}</D:${local}>`);
 
+/** Each node's live properties as XML, built once: nodes of a cached tree are listed again and again. */
+const propsOf = new WeakMap<ViewNode, Map<string, string>>();
+
+function liveProps(node: ViewNode): Map<string, string> {
+  let props = propsOf.get(node);
+  if (!props) {
+    props = new Map();
+    for (const local of LIVE) {
+      const value = liveValue(node, local);
+      if (value !== null) props.set(local, el(local, value));
+    }
+    propsOf.set(node, props);
+  }
+  return props;
+}
+
 function describe(node: ViewNode, path: string[], request: PropRequest): string {
   const href = hrefOf(path, node.type === 'collection');
-  const has = LIVE.filter((local) => liveValue(node, local) !== null);
-  if (request.kind === 'propname') return propstat(href, [{ status: 200, props: has.map((l) => `<D:${l}/>`) }]);
-  if (request.kind === 'allprop') return propstat(href, [{ status: 200, props: has.map((l) => el(l, liveValue(node, l)!)) }]);
+  const props = liveProps(node);
+  if (request.kind === 'propname') return propstat(href, [{ status: 200, props: [...props.keys()].map((l) => `<D:${l}/>`) }]);
+  if (request.kind === 'allprop') return propstat(href, [{ status: 200, props: [...props.values()] }]);
   const found: string[] = [];
   const missing: string[] = [];
   for (const name of request.names) {
-    const value = name.ns === DAV_NS ? liveValue(node, name.local) : null;
-    if (value !== null) found.push(el(name.local, value));
+    const xml = name.ns === DAV_NS ? props.get(name.local) : undefined;
+    if (xml !== undefined) found.push(xml);
     else missing.push(name.ns === DAV_NS ? `<D:${name.local}/>` : `<${name.local} xmlns="${escapeAttr(name.ns)}"/>`);
   }
   return propstat(href, [

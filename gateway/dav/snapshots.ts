@@ -8,7 +8,7 @@ import { KuraError } from '../errors.js';
 import { areaLayout, type DataLayout } from '../storage/data-dir.js';
 import { DiskSnapshotSource } from '../storage/snapshot-source.js';
 import { checkWrite, destinationOf, header, pathKey, statResource, writablePath, type DavContext } from './context.js';
-import { prepaid } from './handlers/write.js';
+import type { SpaceGuard } from '../storage/file-area.js';
 
 /** Users whose view (and its decoded trees) is kept between requests. */
 const KEPT_VIEWS = 32;
@@ -70,13 +70,14 @@ async function copyOut(ctx: DavContext, server: ViewServer): Promise<void> {
     ctx.locks.removeWithin(ctx.user.id, pathKey(destPath));
   }
   await ctx.user.space.reserve(total);
-  const budget = { unstarted: total };
+  const pool = reservedPool(ctx.user.space, total);
   try {
-    await copyNode(ctx, server, node, to, deep, budget);
+    await copyNode(ctx, server, node, to, deep, pool.guard);
   } catch (err) {
-    const freed = await ctx.user.files.remove(to).catch(() => 0);
-    await ctx.user.space.release(freed + budget.unstarted);
+    await ctx.user.space.release(await ctx.user.files.remove(to).catch(() => 0));
     throw err;
+  } finally {
+    await pool.drain();
   }
   ctx.res.status(existing ? 204 : 201).end();
 }
@@ -89,14 +90,39 @@ async function sizeOf(server: ViewServer, node: ViewNode, deep: boolean): Promis
   return total;
 }
 
-async function copyNode(ctx: DavContext, server: ViewServer, node: ViewNode, to: string[], deep: boolean, budget: { unstarted: number }) {
+async function copyNode(ctx: DavContext, server: ViewServer, node: ViewNode, to: string[], deep: boolean, guard: SpaceGuard) {
   if (node.type === 'collection') {
     await ctx.user.files.makeCollection(to);
     if (!deep) return;
-    for (const member of await server.view.list(node)) await copyNode(ctx, server, member, [...to, member.name], true, budget);
+    for (const member of await server.view.list(node)) await copyNode(ctx, server, member, [...to, member.name], true, guard);
     return;
   }
   const bytes = node.size > 0 ? await server.view.open(node, 0, node.size - 1) : [];
-  budget.unstarted -= node.size;
-  await ctx.user.files.writeFile(to, Readable.from(bytes, { objectMode: false }), prepaid(ctx.user.space, node.size));
+  await ctx.user.files.writeFile(to, Readable.from(bytes, { objectMode: false }), guard);
+}
+
+/**
+ * A guard drawing on space already reserved for the whole copy, so that the files' writes (which
+ * reserve in 4 MiB blocks and give back the rest) cost no metadata update each; only what exceeds
+ * the pool reaches the real guard. drain() gives back what is left in the pool.
+ */
+function reservedPool(real: SpaceGuard, reserved: number): { guard: SpaceGuard; drain: () => Promise<void> } {
+  let left = reserved;
+  return {
+    guard: {
+      reserve: async (bytes) => {
+        const taken = Math.min(left, bytes);
+        if (bytes > taken) await real.reserve(bytes - taken);
+        left -= taken;
+      },
+      release: async (bytes) => {
+        left += bytes;
+      },
+    },
+    drain: async () => {
+      const back = left;
+      left = 0;
+      await real.release(back);
+    },
+  };
 }

@@ -6,6 +6,8 @@ import { BlobIndex, INDEX_FILE_NAME, type IndexedBlob } from './blob-index.js';
 import type { AreaDirs } from './data-dir.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** How long the blob index read from disk is used before its file is looked at again. */
+const RECHECK_MS = 1000;
 
 /**
  * One user's snapshots read straight from the gateway's disk, for the /snapshots/ view: the records
@@ -16,7 +18,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export class DiskSnapshotSource implements SnapshotSource {
   /** Records are immutable (their name is their hash), so each is parsed once. */
   private readonly records = new Map<string, SnapshotRef | null>();
-  private index: { key: string; blobs: Map<string, IndexedBlob> } | null = null;
+  private index: { key: string; checked: number; blobs: Map<string, IndexedBlob> } | null = null;
 
   constructor(private readonly dirs: AreaDirs) {}
 
@@ -67,15 +69,22 @@ export class DiskSnapshotSource implements SnapshotSource {
     return ref;
   }
 
-  /** The index as a map, read again only when its file changed (size, inode or time). */
+  /**
+   * The index as a map, read again only when its file changed (size, inode or time), which is
+   * looked at once a second at most: a file's blobs are looked up one by one.
+   */
   private async blobs(): Promise<Map<string, IndexedBlob>> {
+    if (this.index && Date.now() - this.index.checked < RECHECK_MS) return this.index.blobs;
     const file = join(this.dirs.meta, INDEX_FILE_NAME);
     const st = await stat(file).catch(() => null);
     const key = st ? `${st.ino}-${st.size}-${st.mtimeMs}` : 'none';
-    if (this.index?.key === key) return this.index.blobs;
+    if (this.index?.key === key) {
+      this.index.checked = Date.now();
+      return this.index.blobs;
+    }
     const { entries } = await new BlobIndex(file).since(0);
     const blobs = new Map(entries.map((e) => [e.id, e]));
-    this.index = { key, blobs };
+    this.index = { key, checked: Date.now(), blobs };
     return blobs;
   }
 }
