@@ -19,6 +19,7 @@ import { del, mkcol, put } from './handlers/write.js';
 import { sendError } from './http-errors.js';
 import { LockManager } from './locks.js';
 import { snapshotRequest, SnapshotViews } from './snapshots.js';
+import { isOsFile, osFileHandler } from './os-files.js';
 import { Thumbnailer } from '../../browse/thumbnails.js';
 
 type Handler = (ctx: DavContext) => Promise<void>;
@@ -83,6 +84,8 @@ async function run(
   const user = await openSpace(deps, admission, prepared);
   const ctx: DavContext = { req, res, user, locks, path, ifLists: readIfHeader(req) };
   if (path[0] === 'snapshots' && req.method !== 'OPTIONS') return snapshotRequest(ctx, views.of(user.id));
+  const osFile = isOsFile(path) ? osFileHandler(req.method) : undefined;
+  if (osFile) return osFile(ctx);
   await (path[0] === '.kura' ? (kuraHandler(req.method) ?? handler) : handler)(ctx);
 }
 
@@ -117,5 +120,6 @@ async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<stri
     maxSnapshots: admission.contract.maxSnapshots,
     usedBytes: () => deps.usedBytes(user.name),
     previews: new Thumbnailer(join(dirs.meta, 'thumbnails'), false),
+    osFilesDir: join(dirs.meta, 'os-files'),
   };
 }

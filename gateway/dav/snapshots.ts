@@ -7,7 +7,7 @@ import { SnapshotView, type ViewNode } from '../../browse/view.js';
 import { KuraError } from '../errors.js';
 import { areaLayout, type DataLayout } from '../storage/data-dir.js';
 import { DiskSnapshotSource } from '../storage/snapshot-source.js';
-import { checkWrite, destinationOf, header, pathKey, statResource, writablePath, type DavContext } from './context.js';
+import { checkCaseCollision, checkWrite, destinationOf, header, pathKey, statResource, writablePath, type DavContext } from './context.js';
 import type { SpaceGuard } from '../storage/file-area.js';
 
 /** Users whose view (and its decoded trees) is kept between requests. */
@@ -58,6 +58,7 @@ async function copyOut(ctx: DavContext, server: ViewServer): Promise<void> {
   const depth = header(ctx.req, 'depth') ?? 'infinity';
   if (depth !== 'infinity' && depth !== '0') throw new KuraError('bad-request', `bad-request: COPY does not take Depth: ${depth}`);
   await ctx.user.files.requireParentCollection(to);
+  await checkCaseCollision(ctx, destPath);
   const existing = await statResource(ctx, destPath);
   if (existing && (header(ctx.req, 'overwrite') ?? 'T').toUpperCase() === 'F')
     throw new KuraError('precondition-failed', 'precondition-failed: the destination exists and Overwrite is F');

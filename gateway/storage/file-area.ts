@@ -78,6 +78,13 @@ export class FileArea {
     return entries.filter((e): e is Entry => e !== null);
   }
 
+  /** The names in a collection as they are on disk, in NFC (no stat of each); empty when it is missing. */
+  async names(segs: readonly string[]): Promise<string[]> {
+    const abs = await this.walk(segs);
+    if (abs === null) return [];
+    return (await readdir(abs).catch(() => [] as string[])).map((n) => n.normalize('NFC'));
+  }
+
   /** The entry at segs; throws KuraError('not-found') when absent. */
   async require(segs: readonly string[]): Promise<Entry> {
     const entry = await this.stat(segs);

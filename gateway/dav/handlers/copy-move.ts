@@ -1,5 +1,5 @@
 import { KuraError } from '../../errors.js';
-import { checkWrite, header, destinationOf, pathKey, statResource, writablePath, type DavContext } from '../context.js';
+import { checkCaseCollision, checkWrite, header, destinationOf, pathKey, statResource, writablePath, type DavContext } from '../context.js';
 
 /**
  * COPY and MOVE (RFC 4918 §9.8-9.9) inside the caller's /files/. Overwrite: F refuses an existing
@@ -19,6 +19,7 @@ export async function copyOrMove(ctx: DavContext): Promise<void> {
   if (pathKey(from) === pathKey(to)) throw new KuraError('forbidden', 'forbidden: source and destination are the same');
   if (pathKey(to).startsWith(pathKey(from) + '/')) throw new KuraError('conflict', 'conflict: cannot copy or move a folder into itself');
   await ctx.user.files.requireParentCollection(to);
+  await checkCaseCollision(ctx, destPath);
   const existing = await statResource(ctx, destPath);
   const overwrite = (header(ctx.req, 'overwrite') ?? 'T').toUpperCase();
   if (existing && overwrite === 'F')
