@@ -183,7 +183,10 @@ interface Piece {
   length: number;
 }
 
-/** The bytes [start, end] of a file from its pieces, reading one blob ahead of the one being sent. */
+/** Blobs read ahead of the one being sent: reads overlap with sending, memory stays a few blobs. */
+const READ_AHEAD = 3;
+
+/** The bytes [start, end] of a file from its pieces, reading READ_AHEAD blobs ahead of the one being sent. */
 async function* readPieces(source: SnapshotSource, pieces: Piece[], start: number, end: number): AsyncIterable<Buffer> {
   const wanted = pieces.filter((p) => p.start + p.length > start && p.start <= end && p.length > 0);
   const reads = wanted.map(() => null as Promise<Buffer> | null);
@@ -193,8 +196,7 @@ async function* readPieces(source: SnapshotSource, pieces: Piece[], start: numbe
     if (reads[i]) reads[i]!.catch(() => undefined);
   };
   for (let i = 0; i < wanted.length; i++) {
-    fetch(i);
-    fetch(i + 1);
+    for (let ahead = 0; ahead <= READ_AHEAD; ahead++) fetch(i + ahead);
     const piece = wanted[i]!;
     const plain = await reads[i]!;
     reads[i] = null;
