@@ -6,6 +6,7 @@ import { readOnly } from '../../browse/errors.js';
 import { SnapshotView, type ViewNode } from '../../browse/view.js';
 import { KuraError } from '../errors.js';
 import { areaLayout, type DataLayout } from '../storage/data-dir.js';
+import { checkName } from '../storage/paths.js';
 import { DiskSnapshotSource } from '../storage/snapshot-source.js';
 import { checkCaseCollision, checkWrite, destinationOf, header, pathKey, statResource, writablePath, type DavContext } from './context.js';
 import type { SpaceGuard } from '../storage/file-area.js';
@@ -95,7 +96,8 @@ async function copyNode(ctx: DavContext, server: ViewServer, node: ViewNode, to:
   if (node.type === 'collection') {
     await ctx.user.files.makeCollection(to);
     if (!deep) return;
-    for (const member of await server.view.list(node)) await copyNode(ctx, server, member, [...to, member.name], true, guard);
+    // A tree may hold names /files/ cannot (over 250 bytes, control characters): the copy stops with 400 bad-path.
+    for (const member of await server.view.list(node)) await copyNode(ctx, server, member, [...to, checkName(member.name)], true, guard);
     return;
   }
   const bytes = node.size > 0 ? await server.view.open(node, 0, node.size - 1) : [];
