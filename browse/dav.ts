@@ -115,11 +115,46 @@ async function propfind(server: ViewServer, req: IncomingMessage, res: ServerRes
   const depth = headerOf(req, 'depth') ?? 'infinity';
   if (depth !== '0' && depth !== '1') throw new BrowseError('propfind-finite-depth', 'propfind-finite-depth: send Depth: 0 or Depth: 1');
   const request = parsePropfind(await readXml(req));
-  const responses = [describe(node, path, request)];
-  if (depth === '1' && node.type === 'collection') {
-    for (const member of await server.view.list(node)) responses.push(describe(member, [...path, member.name], request));
+  const members = depth === '1' && node.type === 'collection' ? await server.view.list(node) : [];
+  const self = describe(node, path, request);
+  if (members.length <= STREAM_ABOVE) {
+    return sendMultistatus(res, multistatus([self, ...members.map((m) => describe(m, [...path, m.name], request))]));
   }
-  sendMultistatus(res, multistatus(responses));
+  await streamMultistatus(res, self, members, (m) => describe(m, [...path, m.name], request));
+}
+
+/** Resolves when res can take more, or is closed (a client that went away must not leave this waiting). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.once('drain', done).once('close', done);
+  });
+}
+
+/** Listings longer than this are sent in pieces as they are built, so memory does not grow with the folder. */
+const STREAM_ABOVE = 2000;
+
+async function streamMultistatus(
+  res: ServerResponse,
+  first: string,
+  members: ViewNode[],
+  describeOne: (m: ViewNode) => string,
+): Promise<void> {
+  const [head, tail] = multistatus(['\u0000']).split('\u0000') as [string, string];
+  res.statusCode = 207;
+  res.setHeader('Content-Type', 'application/xml; charset=utf-8');
+  res.write(head + first);
+  for (let i = 0; i < members.length && !res.destroyed; i += 500) {
+    const piece = members
+      .slice(i, i + 500)
+      .map(describeOne)
+      .join('');
+    if (!res.write(piece)) await drained(res);
+  }
+  res.end(tail);
 }
 
 async function readXml(req: IncomingMessage): Promise<XmlElement | null> {

@@ -44,6 +44,8 @@ describe('what Windows Explorer, macOS Finder and GNOME Files expect from /files
       body: `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><Z:Win32FileAttributes xmlns:Z="${MS}"/></D:prop></D:propfind>`,
     });
     assert.match(back.text, /00000020/);
+    const head = await req({ method: 'HEAD', path: '/files/report.docx' });
+    assert.equal(head.headers['last-modified'], 'Thu, 26 Nov 2026 08:00:00 GMT', "Win32LastModifiedTime sets the file's time");
   });
 
   it("keeps Finder's AppleDouble and .DS_Store files aside: written and read back, never listed, not counted", async () => {
