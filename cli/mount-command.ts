@@ -1,6 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { openRepo, stateDir, withConnection, type CommonFlags } from './agent-commands.js';
+import { openRepo, withConnection, type CommonFlags } from './agent-commands.js';
 
 /** `kura mount`: the snapshots as a read-only WebDAV server on 127.0.0.1, decrypted on this PC. */
 export function addMountCommand(program: Command, run: (fn: () => Promise<void>, json?: boolean) => Promise<void>): void {
@@ -17,14 +19,19 @@ async function mount(flags: CommonFlags & { port: string }): Promise<void> {
   const { repo } = await openRepo(flags, () => ({ index: true, snapshotsOf: '' }));
   const { startMount } = await import('../agent/mount.js');
   const { Thumbnailer } = await import('../browse/thumbnails.js');
-  const previews = new Thumbnailer(join(stateDir(), 'thumbnails'));
+  // Previews are of decrypted images: kept in a private temp folder removed at the end, never in the state folder.
+  const previewDir = await mkdtemp(join(tmpdir(), 'kura-previews-'));
+  const previews = new Thumbnailer(previewDir);
   const running = await startMount(repo, { port, previews });
   if (flags.json) process.stdout.write(JSON.stringify({ event: 'mounted', url: running.url, port: running.port }) + '\n');
   else if (!flags.quiet) process.stdout.write(howToConnect(running.url));
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop).off('SIGTERM', stop);
-      void running.close().then(resolve);
+      void running
+        .close()
+        .then(() => rm(previewDir, { recursive: true, force: true }))
+        .then(resolve);
     };
     process.on('SIGINT', stop).on('SIGTERM', stop);
   });
