@@ -12,7 +12,7 @@ export interface ViewNode {
   /** A strong ETag, quoted: from the blob ids for files, the tree id for folders. */
   etag: string;
   /** Where its members come from. */
-  of: { kind: 'root' } | { kind: 'host'; host: string } | { kind: 'tree'; tree: string | null; notice: boolean } | FileOrigin;
+  of: { kind: 'root' } | { kind: 'host'; host: string } | { kind: 'tree'; tree: string | null; notice: SnapshotRef | null } | FileOrigin;
 }
 
 /** A file of a snapshot (its blobs), or the text file an encrypted snapshot holds on the gateway. */
@@ -62,7 +62,7 @@ export class SnapshotView {
     const of = node.of;
     if (of.kind === 'root') return this.hosts();
     if (of.kind === 'host') return [...(await this.snapshotsOf(of.host)).values()];
-    if (of.kind === 'tree') return of.notice ? [this.notice(node)] : (await this.folder(of.tree)).nodes;
+    if (of.kind === 'tree') return of.notice ? [this.notice(node, of.notice)] : (await this.folder(of.tree)).nodes;
     return [];
   }
 
@@ -84,7 +84,7 @@ export class SnapshotView {
     if (of.kind === 'root') return (await this.hosts()).find((h) => h.name === name) ?? null;
     if (of.kind === 'host') return (await this.snapshotsOf(of.host)).get(name) ?? null;
     if (of.kind !== 'tree') return null;
-    if (of.notice) return name === NOTICE_NAME ? this.notice(parent) : null;
+    if (of.notice) return name === NOTICE_NAME ? this.notice(parent, of.notice) : null;
     const folder = await this.folder(of.tree);
     const exact = folder.byName.get(name);
     if (exact) return exact;
@@ -109,14 +109,14 @@ export class SnapshotView {
       let name = snapshotFolderName(s.time);
       if (out.has(name)) name = `${name}-${s.id.slice(0, 8)}`;
       const etag = `"s-${s.id.slice(0, 32)}"`;
-      out.set(name, collection(name, new Date(s.time), etag, { kind: 'tree', tree: s.tree, notice: s.tree === null }, s));
+      out.set(name, collection(name, new Date(s.time), etag, { kind: 'tree', tree: s.tree, notice: s.tree === null ? s : null }));
     }
     return out;
   }
 
-  private notice(snapshotFolder: ViewNode): ViewNode {
-    const ref = (snapshotFolder as ViewNode & { snapshot?: SnapshotRef }).snapshot;
-    const text = Buffer.from(ref ? this.noticeText(ref) : defaultNotice(null));
+  /** The text file of a snapshot whose tree this source cannot read. */
+  private notice(snapshotFolder: ViewNode, snapshot: SnapshotRef): ViewNode {
+    const text = Buffer.from(this.noticeText(snapshot));
     const etag = `"n-${createHash('sha256').update(text).digest('hex').slice(0, 32)}"`;
     return { name: NOTICE_NAME, type: 'file', size: text.length, mtime: snapshotFolder.mtime, etag, of: { kind: 'text', text } };
   }
@@ -209,16 +209,14 @@ async function* readPieces(source: SnapshotSource, pieces: Piece[], start: numbe
 function toNode(e: TreeEntry): ViewNode {
   const mtime = new Date(Number(BigInt(e.mtimeNs) / 1_000_000n));
   if (e.type === 'dir')
-    return collection(e.name, mtime, `"t-${(e.subtree ?? '').slice(0, 32)}"`, { kind: 'tree', tree: e.subtree ?? null, notice: false });
+    return collection(e.name, mtime, `"t-${(e.subtree ?? '').slice(0, 32)}"`, { kind: 'tree', tree: e.subtree ?? null, notice: null });
   const content = e.content ?? [];
   const etag = `"${createHash('sha256').update(content.join('')).digest('hex').slice(0, 32)}"`;
   return { name: e.name, type: 'file', size: e.size, mtime, etag, of: { kind: 'blobs', content } };
 }
 
-function collection(name: string, mtime: Date, etag: string, of: ViewNode['of'], snapshot?: SnapshotRef): ViewNode {
-  const node: ViewNode & { snapshot?: SnapshotRef } = { name, type: 'collection', size: 0, mtime, etag, of };
-  if (snapshot) node.snapshot = snapshot;
-  return node;
+function collection(name: string, mtime: Date, etag: string, of: ViewNode['of']): ViewNode {
+  return { name, type: 'collection', size: 0, mtime, etag, of };
 }
 
 function latest(list: SnapshotRef[]): Date {
@@ -237,13 +235,14 @@ export function snapshotFolderName(time: string): string {
     .replace(/[-:]/g, '');
 }
 
-function defaultNotice(snapshot: SnapshotRef | null): string {
-  const which = snapshot ? `snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.host}, taken ${snapshot.time},` : 'This snapshot';
+function defaultNotice(snapshot: SnapshotRef): string {
   return (
-    `${which} is encrypted on your PC: the gateway holds only ciphertext, so it cannot show its files.\r\n\r\n` +
+    `Snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.host}, taken ${snapshot.time}, is encrypted on your PC:\r\n` +
+    'the gateway holds only ciphertext, so it cannot show its files.\r\n\r\n' +
     'To browse it, run on a PC that has your passphrase or key file:\r\n\r\n' +
     '    kura mount\r\n\r\n' +
     'and open the address it prints in Explorer, Finder, GNOME Files or davfs2 (it decrypts on your PC;\r\n' +
-    'the key never leaves it). Or restore files with: kura restore <snapshot> [path] --target <folder>\r\n'
+    'the key never leaves it). Or restore files with:\r\n\r\n' +
+    `    kura restore ${snapshot.id.slice(0, 12)} [path] --target <folder>\r\n`
   );
 }

@@ -71,7 +71,7 @@ describe('kura mount: the snapshots decrypted on this PC, read-only over WebDAV 
         .map((h) => h.slice(base.length))
         .sort(),
       [
-        ...['', 'Café NFD ñ.txt'.normalize('NFD'), 'copies/', 'docs/', 'many/', 'media/'].map(
+        ...['', 'Café NFD ñ.txt'.normalize('NFD'), 'copies/', 'docs/', 'many/', 'media/', 'pics/'].map(
           (n) => `${f.snapshotPath.slice('/snapshots/'.length)}data/${n}`,
         ),
       ].sort(),
