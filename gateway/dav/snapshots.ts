@@ -66,13 +66,21 @@ async function copyOut(ctx: DavContext, server: ViewServer): Promise<void> {
   await checkWrite(ctx, [destPath, destPath.slice(0, -1)], [destPath]);
   const deep = depth === 'infinity';
   const total = await sizeOf(server, node, deep);
+  // Space is reserved before the destination it replaces is removed: a 507 leaves that in place.
+  const replaced = existing ? await ctx.user.files.sizeOf(to) : 0;
+  const extra = Math.max(0, total - replaced);
+  await ctx.user.space.reserve(extra);
+  let freed = 0;
   if (existing) {
-    await ctx.user.space.release(await ctx.user.files.remove(to));
+    freed = await ctx.user.files.remove(to).catch(async (err: unknown) => {
+      await ctx.user.space.release(extra);
+      throw err;
+    });
     await ctx.user.props.remove(to);
     ctx.locks.removeWithin(ctx.user.id, pathKey(destPath));
   }
-  await ctx.user.space.reserve(total);
-  const pool = reservedPool(ctx.user.space, total);
+  // The bytes freed by the removal are still counted as used: they fund the copy, with the reservation.
+  const pool = reservedPool(ctx.user.space, extra + freed);
   try {
     await copyNode(ctx, server, node, to, deep, pool.guard);
   } catch (err) {

@@ -178,6 +178,15 @@ describe('/snapshots/ on the gateway (plaintext repository)', () => {
     assert.equal(res.status, 507, res.text);
     assert.equal((await get('/files/media/')).status, 404);
     assert.equal(await f.gw.policy.usage.get(f.user.name), before);
+    const over = await dav(f.gw, {
+      method: 'COPY',
+      path: `${f.snapshotPath}data/media/`,
+      user: f.user,
+      headers: { Destination: '/files/note.txt' },
+    });
+    assert.equal(over.status, 507, 'replacing a small file does not make room');
+    assert.equal((await get('/files/note.txt')).text, 'note', 'the destination a refused COPY would replace is left in place');
+    assert.equal(await f.gw.policy.usage.get(f.user.name), before);
     await f.gw.policy.contracts.set(f.user.name, { quotaBytes: 1024 ** 3 });
   });
 
