@@ -62,7 +62,8 @@ async function handle(server: ViewServer, token: string, req: IncomingMessage, r
   if (!LOOPBACK_HOSTS.includes(host))
     throw new BrowseError('bad-request', 'bad-request: this server answers only to 127.0.0.1 and localhost');
   const segs = pathSegments(req.url ?? '/');
-  if (segs[0] !== token) throw new BrowseError('not-found', 'not-found: open the address `kura mount` printed');
+  // Windows' WebDAV client asks OPTIONS of the server's root before it maps a folder below it: it reveals nothing.
+  if (segs[0] !== token && req.method !== 'OPTIONS') throw new BrowseError('not-found', 'not-found: open the address `kura mount` printed');
   await serveView(server, req, res, segs.slice(1));
 }
 

@@ -98,6 +98,10 @@ describe('kura mount: the snapshots decrypted on this PC, read-only over WebDAV 
     }
     const origin = new URL(url).origin;
     assert.equal((await http(`${origin}/`, 'PROPFIND', { Depth: '1' })).status, 404, 'without the token');
+    const options = await http(`${origin}/`, 'OPTIONS');
+    assert.equal(options.status, 200, "Windows' first question, at the server's root");
+    assert.equal(options.headers.dav, '1');
+    assert.equal(options.headers['ms-author-via'], 'DAV');
     assert.equal((await http(url, 'PROPFIND', { Depth: '0', Host: 'evil.example' })).status, 400, 'a foreign Host (DNS rebinding)');
   });
 
