@@ -98,6 +98,9 @@ describe('kura mount: the snapshots decrypted on this PC, read-only over WebDAV 
     }
     const origin = new URL(url).origin;
     assert.equal((await http(`${origin}/`, 'PROPFIND', { Depth: '1' })).status, 404, 'without the token');
+    assert.equal((await http(`${url}pc1%2F..%2F..`, 'PROPFIND', { Depth: '0' })).status, 400, 'an encoded separator');
+    assert.equal((await http(url, 'PROPFIND', { Depth: 'infinity' })).status, 403, 'Depth: infinity');
+    assert.equal((await http(url, 'PROPFIND', { Depth: '1' }, '<!DOCTYPE x [<!ENTITY a "b">]><x/>')).status, 400, 'a DOCTYPE');
     const options = await http(`${origin}/`, 'OPTIONS');
     assert.equal(options.status, 200, "Windows' first question, at the server's root");
     assert.equal(options.headers.dav, '1');
