@@ -26,6 +26,7 @@ export async function copyOrMove(ctx: DavContext): Promise<void> {
     throw new KuraError('precondition-failed', 'precondition-failed: the destination exists and Overwrite is F');
   const writes = isMove ? [ctx.path, ctx.path.slice(0, -1), destPath, destPath.slice(0, -1)] : [destPath, destPath.slice(0, -1)];
   await checkWrite(ctx, writes, isMove ? [ctx.path, destPath] : [destPath]);
+  if (existing && !isMove) await probeSpace(ctx, from, to, depth === 'infinity' || source.type === 'file');
   if (existing) await removeDestination(ctx, to, destPath);
   if (isMove) {
     await ctx.user.files.move(from, to);
@@ -35,6 +36,16 @@ export async function copyOrMove(ctx: DavContext): Promise<void> {
     await copyTree(ctx, from, to, depth === 'infinity', source.type === 'collection');
   }
   ctx.res.status(existing ? 204 : 201).end();
+}
+
+/**
+ * Before a COPY removes the destination it replaces: would the copy fit once that space is free?
+ * A 507 must leave the destination in place, not come after it is gone.
+ */
+async function probeSpace(ctx: DavContext, from: string[], to: string[], deep: boolean): Promise<void> {
+  const needed = deep ? Math.max(0, (await ctx.user.files.sizeOf(from)) - (await ctx.user.files.sizeOf(to))) : 0;
+  await ctx.user.space.reserve(needed);
+  await ctx.user.space.release(needed);
 }
 
 async function removeDestination(ctx: DavContext, to: string[], destPath: string[]): Promise<void> {
