@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { browseFixture, type BrowseFixture } from '../helpers/browse.js';
 import { dav } from '../helpers/gateway.js';
@@ -34,6 +34,8 @@ describe('davfs2 mounting the gateway', () => {
   });
   after(async () => {
     if (mounted) await run('umount', [mnt], { timeoutMs: 60_000 });
+    // mount.davfs keeps its cache in /var/cache/davfs2/<server>+<mount point>+<user>: not left behind.
+    if (mnt) await rm(`/var/cache/davfs2/127.0.0.1+${mnt.slice(1).replace(/\//g, '-')}+root`, { recursive: true, force: true });
     await f?.close();
   });
 
