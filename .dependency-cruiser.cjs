@@ -29,6 +29,13 @@ module.exports = {
       to: { path: '^(gateway|agent|admin-ui|cli)/' },
     },
     {
+      name: 'browse-is-shared-by-both-sides',
+      comment: 'browse/ (the read-only snapshot view) is used by the gateway and by `kura mount`; it imports neither',
+      severity: 'error',
+      from: { path: '^browse/' },
+      to: { path: '^(gateway|agent|admin-ui|cli)/' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

@@ -27,6 +27,10 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/gateway/**', 'express'] }] },
   },
   {
+    files: ['browse/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/gateway/**', '**/agent/**', '**/cli/**', 'express'] }] },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { 'no-restricted-syntax': ['error', { selector: "MemberExpression[property.name='only']", message: 'no .only in tests' }] },
   },

@@ -62,6 +62,8 @@ export interface OpenOptions {
 export class Repository {
   /** The index as last read (kept for refreshIndex), and what open() fetched ahead, taken once. */
   private indexState: CachedIndex | null = null;
+  /** Snapshot records already read (a record never changes: its name is its hash), for listing again (kura mount). */
+  private readonly records = new Map<string, SnapshotInfo>();
   private prefetched: { index?: Promise<Map<string, BlobLocation>>; snapshots?: { of: string; list: Promise<SnapshotInfo[]> } } = {};
 
   private constructor(
@@ -163,10 +165,14 @@ export class Repository {
     ).flat();
     const out: SnapshotInfo[] = [];
     await inParallel(paths, 4, async ({ h, id }) => {
+      const known = this.records.get(`${h}/${id}`);
+      if (known) return void out.push(known);
       const bytes = await this.remote.getFile(`/.kura/snapshots/${h}/${id}`);
       if (!bytes) return;
       const env = decodeSnapshotEnvelope(bytes);
-      out.push({ id, host: env.host, time: env.time, type: env.type, encrypted: env.encrypted, bytes });
+      const info = { id, host: env.host, time: env.time, type: env.type, encrypted: env.encrypted, bytes };
+      this.records.set(`${h}/${id}`, info);
+      out.push(info);
     });
     return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   }

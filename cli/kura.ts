@@ -5,6 +5,7 @@ import { addAgentCommands } from './agent-commands.js';
 import { addAgentDaemonCommands } from './agent-daemon.js';
 import { addCheckCommand } from './check-commands.js';
 import { addRetentionCommands } from './retention-commands.js';
+import { addMountCommand } from './mount-command.js';
 import { fail } from './output.js';
 
 const program = new Command();
@@ -28,6 +29,13 @@ addAgentCommands(program, async (fn, json) => {
   }
 });
 addAgentDaemonCommands(program, async (fn, json) => {
+  try {
+    await fn();
+  } catch (err) {
+    fail(err, { json });
+  }
+});
+addMountCommand(program, async (fn, json) => {
   try {
     await fn();
   } catch (err) {

@@ -18,7 +18,7 @@ const common = {
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['zstd-napi', 'sqlite3', '@keyv/sqlite'],
+  external: ['zstd-napi', 'sqlite3', '@keyv/sqlite', 'sharp'],
   // Bundled CommonJS packages call require(); in an ES module it has to be made.
   banner: { js: "import { createRequire as __kuraRequire } from 'node:module'; const require = __kuraRequire(import.meta.url);" },
   logLevel: 'warning',

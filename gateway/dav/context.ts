@@ -1,4 +1,6 @@
 import type { Request, Response } from 'express';
+import type { PreviewMaker } from '../../browse/dav.js';
+import { readOnly } from '../../browse/errors.js';
 import { KuraError } from '../errors.js';
 import type { DeadPropStore } from '../storage/dead-props.js';
 import type { BlobIndex } from '../storage/blob-index.js';
@@ -26,6 +28,10 @@ export interface UserSpace {
    */
   mayDelete: boolean;
   usedBytes: () => Promise<number>;
+  /** Where Finder's AppleDouble and .DS_Store files are kept aside (os-files.ts). */
+  osFilesDir: string;
+  /** Image previews (?thumbnail=N) of /files/, cached in the area's meta folder. */
+  previews: PreviewMaker;
 }
 
 export interface DavContext {
@@ -97,10 +103,31 @@ export async function listResources(ctx: DavContext, path: string[]): Promise<Re
 
 /** The path inside the file area for a write; throws read-only outside /files/ (and for /files itself). */
 export function writablePath(path: string[], allowAreaRoot = false): string[] {
+  if (path[0] === 'snapshots') throw readOnly();
   if (path[0] !== FILES || (path.length === 1 && !allowAreaRoot)) {
     throw new KuraError('read-only', 'read-only: only the /files/ folder can be changed');
   }
   return path.slice(1);
+}
+
+/**
+ * Refuses (409 case-collision) to create a name in /files/ that differs only in case from another in
+ * the same folder: Windows and macOS see one file there, so one would silently overwrite the other
+ * (and on a case-insensitive disk under the gateway, it would here too). The same name is fine.
+ */
+export async function checkCaseCollision(ctx: DavContext, path: string[]): Promise<void> {
+  if (path[0] !== FILES || path.length < 2) return;
+  const name = path[path.length - 1]!;
+  const fold = (n: string) => n.normalize('NFC').toLowerCase();
+  const siblings = await ctx.user.files.names(path.slice(1, -1));
+  if (siblings.includes(name)) return;
+  const other = siblings.find((n) => fold(n) === fold(name));
+  if (other !== undefined) {
+    throw new KuraError(
+      'conflict',
+      `case-collision: "${other}" is already in this folder; names differing only in case would overwrite each other on Windows and macOS`,
+    );
+  }
 }
 
 /** A request header as one string (the first when repeated), or undefined. */

@@ -1,6 +1,7 @@
 import type { Response } from 'express';
+import { BrowseError } from '../../browse/errors.js';
 import { KuraError, type KuraErrorCode } from '../errors.js';
-import { sendXml } from './multistatus.js';
+import { sendXml } from '../../browse/multistatus.js';
 
 const STATUS: Record<KuraErrorCode, number> = {
   'credentials-required': 401,
@@ -40,8 +41,9 @@ const STATUS: Record<KuraErrorCode, number> = {
   'bad-gateway-destination': 502,
 };
 
-/** The HTTP status for an error: its code's status for a KuraError, 500 for anything else. */
+/** The HTTP status for an error: its code's status for a KuraError or a BrowseError (the snapshot view), 500 for anything else. */
 export function statusOf(err: unknown): number {
+  if (err instanceof BrowseError) return err.status;
   return err instanceof KuraError ? STATUS[err.code] : 500;
 }
 
@@ -56,15 +58,16 @@ export function sendError(res: Response, err: unknown, requestId: string): void 
     return;
   }
   if (status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="Kura", charset="UTF-8"');
-  if (err instanceof KuraError && err.code === 'range-not-satisfiable') {
-    const size = (err as KuraError & { size?: number }).size;
-    if (size !== undefined) res.setHeader('Content-Range', `bytes */${size}`);
-  }
-  if (err instanceof KuraError && err.code === 'propfind-finite-depth') {
+  const size = err instanceof BrowseError ? err.size : (err as KuraError & { size?: number }).size;
+  if (size !== undefined && (err as { code?: string }).code === 'range-not-satisfiable') res.setHeader('Content-Range', `bytes */${size}`);
+  if ((err instanceof KuraError || err instanceof BrowseError) && err.code === 'propfind-finite-depth') {
     sendXml(res, status, '<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n');
     return;
   }
-  const reason = err instanceof KuraError ? err.message : `internal-error: something went wrong on the server (request ${requestId})`;
+  const reason =
+    err instanceof KuraError || err instanceof BrowseError
+      ? err.message
+      : `internal-error: something went wrong on the server (request ${requestId})`;
   const body = reason + '\n';
   res.status(status);
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');

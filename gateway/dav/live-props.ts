@@ -1,8 +1,10 @@
-import { extname } from 'node:path';
+import { contentTypeOf } from '../../browse/content-type.js';
 import type { DavContext, Resource } from './context.js';
 import { pathKey } from './context.js';
 import type { Lock } from './locks.js';
 import { DAV_NS, escapeText } from './xml.js';
+
+export { contentTypeOf };
 
 /** A property's qualified name. */
 export interface PropName {
@@ -80,31 +82,4 @@ export function activeLockXml(lock: Lock): string {
     `<D:locktoken><D:href>${escapeText(lock.token)}</D:href></D:locktoken>` +
     `<D:lockroot><D:href>${escapeText(encodeURI(lock.root))}</D:href></D:lockroot></D:activelock>`
   );
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.txt': 'text/plain',
-  '.html': 'text/html',
-  '.htm': 'text/html',
-  '.css': 'text/css',
-  '.js': 'text/javascript',
-  '.json': 'application/json',
-  '.xml': 'application/xml',
-  '.pdf': 'application/pdf',
-  '.zip': 'application/zip',
-  '.gz': 'application/gzip',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.png': 'image/png',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.svg': 'image/svg+xml',
-  '.mp3': 'audio/mpeg',
-  '.mp4': 'video/mp4',
-  '.csv': 'text/csv',
-  '.md': 'text/markdown',
-};
-
-export function contentTypeOf(name: string): string {
-  return CONTENT_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream';
 }

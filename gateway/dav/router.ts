@@ -18,6 +18,9 @@ import { ALLOWED_METHODS, get, options } from './handlers/read.js';
 import { del, mkcol, put } from './handlers/write.js';
 import { sendError } from './http-errors.js';
 import { LockManager } from './locks.js';
+import { snapshotRequest, SnapshotViews } from './snapshots.js';
+import { isOsFile, osFileHandler } from './os-files.js';
+import { Thumbnailer } from '../../browse/thumbnails.js';
 
 type Handler = (ctx: DavContext) => Promise<void>;
 
@@ -52,16 +55,24 @@ export interface DavDeps {
 export function davHandler(deps: DavDeps): RequestHandler {
   const locks = deps.locks ?? new LockManager();
   const prepared = new Map<string, Promise<void>>();
+  const views = new SnapshotViews(deps.layout);
   return (req: Request, res: Response, _next: NextFunction) => {
     const requestId = String(res.getHeader('X-Request-Id') ?? '');
-    void run(req, res, deps, locks, prepared).catch((err: unknown) => {
+    void run(req, res, deps, locks, prepared, views).catch((err: unknown) => {
       res.locals.error = err;
       sendError(res, err, requestId);
     });
   };
 }
 
-async function run(req: Request, res: Response, deps: DavDeps, locks: LockManager, prepared: Map<string, Promise<void>>): Promise<void> {
+async function run(
+  req: Request,
+  res: Response,
+  deps: DavDeps,
+  locks: LockManager,
+  prepared: Map<string, Promise<void>>,
+  views: SnapshotViews,
+): Promise<void> {
   const path = parseUrlPath(req.url);
   const admission = await deps.admit(req, res);
   res.locals.user = admission.principal.user.name;
@@ -72,6 +83,9 @@ async function run(req: Request, res: Response, deps: DavDeps, locks: LockManage
   }
   const user = await openSpace(deps, admission, prepared);
   const ctx: DavContext = { req, res, user, locks, path, ifLists: readIfHeader(req) };
+  if (path[0] === 'snapshots' && req.method !== 'OPTIONS') return snapshotRequest(ctx, views.of(user.id));
+  const osFile = isOsFile(path) ? osFileHandler(req.method) : undefined;
+  if (osFile) return osFile(ctx);
   await (path[0] === '.kura' ? (kuraHandler(req.method) ?? handler) : handler)(ctx);
 }
 
@@ -106,5 +120,7 @@ async function openSpace(deps: DavDeps, admission: Admission, prepared: Map<stri
     maxSnapshots: admission.contract.maxSnapshots,
     mayDelete: admission.principal.certificate?.mayDelete === true,
     usedBytes: () => deps.usedBytes(user.name),
+    previews: new Thumbnailer(join(dirs.meta, 'thumbnails'), false),
+    osFilesDir: join(dirs.meta, 'os-files'),
   };
 }

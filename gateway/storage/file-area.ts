@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, fdatasync, type ReadStream, type WriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, copyFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, copyFile, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -76,6 +76,21 @@ export class FileArea {
       }),
     );
     return entries.filter((e): e is Entry => e !== null);
+  }
+
+  /** The names in a collection as they are on disk, in NFC (no stat of each); empty when it is missing. */
+  async names(segs: readonly string[]): Promise<string[]> {
+    const abs = await this.walk(segs);
+    if (abs === null) return [];
+    return (await readdir(abs).catch(() => [] as string[])).map((n) => n.normalize('NFC'));
+  }
+
+  /** Sets the modification time of the file or folder at segs (the access time is kept). Throws not-found. */
+  async setModified(segs: readonly string[], mtime: Date): Promise<void> {
+    const abs = await this.walk(segs);
+    const st = abs === null ? null : await lstat(abs).catch(() => null);
+    if (abs === null || !st) throw new KuraError('not-found', 'no such file or folder');
+    await utimes(abs, st.atime, mtime);
   }
 
   /** The entry at segs; throws KuraError('not-found') when absent. */

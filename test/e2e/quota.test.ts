@@ -159,6 +159,18 @@ describe('quota: uploads against a 1 MiB quota', () => {
     await assertNoLeftovers(user);
   });
 
+  it('leaves the destination in place when a COPY over it does not fit (507)', async () => {
+    const user = await quotaUser();
+    assert.equal((await put(user, '/files/big.bin', Buffer.alloc(600 * KiB, 1))).status, 201);
+    assert.equal((await put(user, '/files/small.bin', Buffer.alloc(100 * KiB, 2))).status, 201);
+    const res = await dav(gw, { user, method: 'COPY', path: '/files/big.bin', headers: { Destination: '/files/small.bin' } });
+    assert.equal(res.status, 507);
+    const kept = await dav(gw, { user, method: 'GET', path: '/files/small.bin' });
+    assert.ok(kept.body.equals(Buffer.alloc(100 * KiB, 2)), 'the file the COPY would have replaced is intact');
+    assert.equal(await used(user), 700 * KiB);
+    await assertNoLeftovers(user);
+  });
+
   it('reports quota-used-bytes and quota-available-bytes (RFC 4331) consistent with the counter', async () => {
     const user = await quotaUser();
     assert.equal((await put(user, '/files/q.bin', Buffer.alloc(250 * KiB, 1))).status, 201);

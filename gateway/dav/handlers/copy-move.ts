@@ -1,5 +1,5 @@
 import { KuraError } from '../../errors.js';
-import { checkWrite, header, destinationOf, pathKey, statResource, writablePath, type DavContext } from '../context.js';
+import { checkCaseCollision, checkWrite, header, destinationOf, pathKey, statResource, writablePath, type DavContext } from '../context.js';
 
 /**
  * COPY and MOVE (RFC 4918 §9.8-9.9) inside the caller's /files/. Overwrite: F refuses an existing
@@ -19,12 +19,14 @@ export async function copyOrMove(ctx: DavContext): Promise<void> {
   if (pathKey(from) === pathKey(to)) throw new KuraError('forbidden', 'forbidden: source and destination are the same');
   if (pathKey(to).startsWith(pathKey(from) + '/')) throw new KuraError('conflict', 'conflict: cannot copy or move a folder into itself');
   await ctx.user.files.requireParentCollection(to);
+  await checkCaseCollision(ctx, destPath);
   const existing = await statResource(ctx, destPath);
   const overwrite = (header(ctx.req, 'overwrite') ?? 'T').toUpperCase();
   if (existing && overwrite === 'F')
     throw new KuraError('precondition-failed', 'precondition-failed: the destination exists and Overwrite is F');
   const writes = isMove ? [ctx.path, ctx.path.slice(0, -1), destPath, destPath.slice(0, -1)] : [destPath, destPath.slice(0, -1)];
   await checkWrite(ctx, writes, isMove ? [ctx.path, destPath] : [destPath]);
+  if (existing && !isMove) await probeSpace(ctx, from, to, depth === 'infinity' || source.type === 'file');
   if (existing) await removeDestination(ctx, to, destPath);
   if (isMove) {
     await ctx.user.files.move(from, to);
@@ -34,6 +36,16 @@ export async function copyOrMove(ctx: DavContext): Promise<void> {
     await copyTree(ctx, from, to, depth === 'infinity', source.type === 'collection');
   }
   ctx.res.status(existing ? 204 : 201).end();
+}
+
+/**
+ * Before a COPY removes the destination it replaces: would the copy fit once that space is free?
+ * A 507 must leave the destination in place, not come after it is gone.
+ */
+async function probeSpace(ctx: DavContext, from: string[], to: string[], deep: boolean): Promise<void> {
+  const needed = deep ? Math.max(0, (await ctx.user.files.sizeOf(from)) - (await ctx.user.files.sizeOf(to))) : 0;
+  await ctx.user.space.reserve(needed);
+  await ctx.user.space.release(needed);
 }
 
 async function removeDestination(ctx: DavContext, to: string[], destPath: string[]): Promise<void> {

@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream';
 import { KuraError } from '../../errors.js';
 import { readXmlBody } from '../body.js';
-import { checkIfHeader, header, checkWrite, pathKey, statResource, writablePath, type DavContext } from '../context.js';
+import { checkCaseCollision, checkIfHeader, header, checkWrite, pathKey, statResource, writablePath, type DavContext } from '../context.js';
 import { submittedTokens } from '../if-header.js';
 import { activeLockXml } from '../live-props.js';
 import { parseTimeout, type Lock, type LockScope } from '../locks.js';
-import { sendXml } from '../multistatus.js';
+import { isOsFile } from '../os-files.js';
+import { sendXml } from '../../../browse/multistatus.js';
 import { child, DAV_NS, serialize, type XmlElement } from '../xml.js';
 
 /**
@@ -22,8 +23,10 @@ export async function lock(ctx: DavContext): Promise<void> {
   if (depth !== '0' && depth !== 'infinity') throw new KuraError('bad-request', 'bad-request: LOCK takes Depth 0 or infinity');
   await checkIfHeader(ctx);
   let created = false;
-  if (!(await statResource(ctx, ctx.path))) {
+  // Finder's AppleDouble and .DS_Store files are kept aside (os-files.ts): locking one creates nothing.
+  if (!(await statResource(ctx, ctx.path)) && !isOsFile(ctx.path)) {
     await checkWrite(ctx, [ctx.path.slice(0, -1)]);
+    await checkCaseCollision(ctx, ctx.path);
     await ctx.user.files.writeFile(segs, emptyBody(), ctx.user.space);
     created = true;
   }

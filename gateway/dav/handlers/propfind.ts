@@ -3,7 +3,7 @@ import { readXmlBody } from '../body.js';
 import { header, hrefOf, listResources, statResource, type DavContext, type Resource } from '../context.js';
 import { isLive, LIVE_NAMES, liveProp, propKey, type PropName } from '../live-props.js';
 import { DAV_NS, escapeText, type XmlElement } from '../xml.js';
-import { multistatus, propstat, sendMultistatus } from '../multistatus.js';
+import { multistatus, propstat, sendMultistatus } from '../../../browse/multistatus.js';
 
 type Request = { kind: 'allprop'; include: PropName[] } | { kind: 'propname' } | { kind: 'prop'; names: PropName[] };
 

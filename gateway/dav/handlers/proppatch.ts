@@ -3,7 +3,7 @@ import type { DeadProp } from '../../storage/dead-props.js';
 import { readXmlBody } from '../body.js';
 import { checkWrite, hrefOf, statResource, writablePath, type DavContext } from '../context.js';
 import { isLive } from '../live-props.js';
-import { multistatus, propstat, sendMultistatus } from '../multistatus.js';
+import { multistatus, propstat, sendMultistatus } from '../../../browse/multistatus.js';
 import { DAV_NS, escapeText, serialize, type XmlElement } from '../xml.js';
 
 interface Instruction {
@@ -39,7 +39,20 @@ export async function proppatch(ctx: DavContext): Promise<void> {
   }
   const props = applyInstructions(await ctx.user.props.get(segs), instructions);
   await ctx.user.props.put(segs, props);
+  await applyWin32Modified(ctx, segs, instructions);
   sendMultistatus(ctx.res, multistatus([propstat(hrefOf(resource), [{ status: 200, props: names(instructions) }])]));
+}
+
+const MS_NS = 'urn:schemas-microsoft-com:';
+
+/**
+ * Explorer copies a file with PUT, then sends the original's times as Win32 properties: the
+ * modification time is applied to the file too, so it keeps its date (as with any other copy).
+ */
+async function applyWin32Modified(ctx: DavContext, segs: string[], instructions: Instruction[]): Promise<void> {
+  const set = instructions.find((i) => i.op === 'set' && i.prop.ns === MS_NS && i.prop.local === 'Win32LastModifiedTime');
+  const time = set ? Date.parse(set.prop.text.trim()) : NaN;
+  if (segs.length > 0 && Number.isFinite(time)) await ctx.user.files.setModified(segs, new Date(time));
 }
 
 function parseUpdate(body: XmlElement | null): Instruction[] {

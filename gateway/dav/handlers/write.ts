@@ -1,7 +1,7 @@
 import { KuraError } from '../../errors.js';
 import type { SpaceGuard } from '../../storage/file-area.js';
 import { acceptBody, hasBody } from '../body.js';
-import { checkWrite, header, pathKey, statResource, writablePath, type DavContext } from '../context.js';
+import { checkCaseCollision, checkWrite, header, pathKey, statResource, writablePath, type DavContext } from '../context.js';
 
 /**
  * PUT: refuses with 507 before reading a byte when Content-Length does not fit the quota (the file it
@@ -14,6 +14,7 @@ export async function put(ctx: DavContext): Promise<void> {
   if (existing?.type === 'collection') throw new KuraError('method-not-allowed', 'method-not-allowed: a folder has that name');
   await checkWrite(ctx, [ctx.path, ctx.path.slice(0, -1)]);
   await ctx.user.files.requireParentCollection(segs);
+  await checkCaseCollision(ctx, ctx.path);
   const declared = declaredLength(ctx);
   const budget = Math.max(0, (declared ?? 0) - (existing?.size ?? 0));
   await ctx.user.space.reserve(budget);
@@ -74,6 +75,7 @@ export async function mkcol(ctx: DavContext): Promise<void> {
   if (hasBody(ctx.req)) throw new KuraError('unsupported-media-type', 'unsupported-media-type: MKCOL takes no body');
   if (await statResource(ctx, ctx.path)) throw new KuraError('exists', 'method-not-allowed: something with that name exists');
   await checkWrite(ctx, [ctx.path, ctx.path.slice(0, -1)]);
+  await checkCaseCollision(ctx, ctx.path);
   await ctx.user.files.makeCollection(segs);
   ctx.res.status(201).end();
 }

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { escapeText } from './xml.js';
 
 const statusLine = (status: number) => `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`;
@@ -23,12 +23,12 @@ export function multistatus(responses: string[]): string {
   return `<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">${responses.join('')}</D:multistatus>\n`;
 }
 
-export function sendMultistatus(res: Response, body: string): void {
+export function sendMultistatus(res: ServerResponse, body: string): void {
   sendXml(res, 207, body);
 }
 
-export function sendXml(res: Response, status: number, body: string): void {
-  res.status(status);
+export function sendXml(res: ServerResponse, status: number, body: string): void {
+  res.statusCode = status;
   res.setHeader('Content-Type', 'application/xml; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(body);
