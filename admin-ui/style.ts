@@ -20,6 +20,10 @@ section.card > :first-child { margin-top: 0; }
 section.card > :last-child { margin-bottom: 0; }
 .grid > section.card { margin: 0; }
 table + form, table + p, .empty + form { margin-top: 14px; }
+.entry { display: inline-flex; align-items: center; gap: 12px; }
+a.thumb { display: inline-flex; align-items: center; justify-content: center; width: 96px; height: 72px; background: #f0f4f8;
+  border: 1px solid var(--line); border-radius: 6px; overflow: hidden; }
+a.thumb img { display: block; max-width: 96px; max-height: 72px; }
 svg.icon { width: 16px; height: 16px; vertical-align: -3px; margin-right: 6px; }
 table { width: 100%; border-collapse: collapse; font-size: 14px; }
 th, td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: middle; }

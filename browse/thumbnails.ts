@@ -21,6 +21,11 @@ const SIZES = { min: 16, max: 1024 };
 /** Formats sharp decodes that are worth previewing; SVG is left out (it is a document, not pixels). */
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/tiff', 'image/avif', 'image/heic']);
 
+/** Whether a preview can be asked for: the file's name says it is an image sharp decodes (see IMAGE_TYPES). */
+export function isPreviewable(name: string): boolean {
+  return IMAGE_TYPES.has(contentTypeOf(name));
+}
+
 /** Previews being made, by cache key, so that one is computed once however many ask at the same time. */
 const making = new Map<string, Promise<Buffer>>();
 /** Decodes at a time, across every user: memory stays bounded whatever the number of requests. */
@@ -52,7 +57,7 @@ export class Thumbnailer {
     if (!/^\d+$/.test(sizeParam) || size < SIZES.min || size > SIZES.max) {
       throw new BrowseError('bad-request', `bad-request: thumbnail takes a size from ${SIZES.min} to ${SIZES.max} pixels`);
     }
-    if (!IMAGE_TYPES.has(contentTypeOf(subject.name))) {
+    if (!isPreviewable(subject.name)) {
       throw new BrowseError(
         'unsupported-media-type',
         'unsupported-media-type: previews are made of JPEG, PNG, GIF, WebP, TIFF, AVIF and HEIC images',
