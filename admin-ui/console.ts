@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Policy } from '../gateway/policy/policy.js';
+import { SnapshotViews } from '../gateway/dav/snapshots.js';
 import { KuraError } from '../gateway/errors.js';
 import { consoleStatus, reasonOf } from './errors.js';
 import { html } from './html.js';
@@ -15,7 +16,7 @@ import { addSignInRoutes } from './sign-in.js';
  * the client certificate or an app password), the operator's at /console/admin/ (the operator
  * password; a user credential never opens them). Pages are rendered on the server and need no script.
  */
-export function consoleRouter(policy: Policy): express.Router {
+export function consoleRouter(policy: Policy, views: SnapshotViews = new SnapshotViews(policy.layout)): express.Router {
   const router = express.Router({ strict: true });
   router.use(securityHeaders);
   router.get('/static/console.css', (_req, res) => {
@@ -25,7 +26,7 @@ export function consoleRouter(policy: Policy): express.Router {
   router.use(express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 50 }));
   addSignInRoutes(router, policy);
   addOperatorRoutes(router, policy);
-  addUserRoutes(router, policy);
+  addUserRoutes(router, policy, views);
   router.use((req: Request, res: Response) => {
     sendPage(
       res,

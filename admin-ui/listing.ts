@@ -26,9 +26,9 @@ export function sortListed<T extends Listed>(entries: T[]): T[] {
   return [...entries].sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'collection' ? -1 : 1));
 }
 
-/** The path as links: `root` names the folder at base, then one link per segment. */
-export function crumbs(base: string, root: Html | string, segs: string[]): Html {
-  const parts = [html`<a href="${base}/">${root}</a>`];
+/** The path as links: `lead` (links above base), `root` naming the folder at base, then one link per segment. */
+export function crumbs(base: string, root: Html | string, segs: string[], lead: Html | string = ''): Html {
+  const parts = [html`${lead}<a href="${base}/">${root}</a>`];
   segs.forEach((s, i) => parts.push(html` / <a href="${base}${encodePath(segs.slice(0, i + 1), true)}">${s}</a>`));
   return html`<p class="crumbs">${parts}</p>`;
 }

@@ -100,9 +100,10 @@ export function hostsTable(hosts: HostStatus[], empty: string, withUser = false)
   );
 }
 
-export function snapshotsTable(snapshots: SnapshotSummary[], empty: string): Html {
+/** Snapshots, newest first; `browse` adds a last column (the user's page links plaintext snapshots to their files). */
+export function snapshotsTable(snapshots: SnapshotSummary[], empty: string, browse?: (s: SnapshotSummary) => Html): Html {
   return table(
-    ['Host', 'Time', 'Type', 'Files', 'Size', 'Backed-up folders', 'Id'],
+    ['Host', 'Time', 'Type', 'Files', 'Size', 'Backed-up folders', 'Id', ...(browse ? [''] : [])],
     [...snapshots]
       .reverse()
       .map((s) => [
@@ -113,6 +114,7 @@ export function snapshotsTable(snapshots: SnapshotSummary[], empty: string): Htm
         s.totals ? formatSize(s.totals.bytes) : html`<span class="muted">–</span>`,
         s.paths ? s.paths.join(', ') : html`<span class="muted">encrypted: shown by the agent only</span>`,
         html`<span class="mono small">${s.id.slice(0, 12)}</span>`,
+        ...(browse ? [browse(s)] : []),
       ]),
     empty,
   );

@@ -60,7 +60,6 @@ meter { width: 160px; height: 12px; vertical-align: middle; }
 .signin { max-width: 460px; margin: 40px auto; }
 .crumbs { margin: -8px 0 14px; color: var(--muted); }
 .crumbs a { text-decoration: none; }
-.placeholder { border: 1px dashed #bcccdc; border-radius: 6px; padding: 8px 10px; color: var(--muted); font-size: 13px; }
 svg.chart { width: 100%; height: auto; max-width: 760px; display: block; }
 dl.facts { display: grid; grid-template-columns: 170px 1fr; gap: 6px 14px; margin: 0; }
 dl.facts dt { color: var(--muted); }

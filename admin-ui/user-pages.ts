@@ -2,7 +2,11 @@ import type { Request, Router } from 'express';
 import { readJobs, readSnapshots } from '../gateway/policy/area-records.js';
 import { hostStatuses } from '../gateway/policy/overview.js';
 import type { Policy } from '../gateway/policy/policy.js';
+import type { SnapshotSummary } from '../gateway/policy/area-records.js';
+import type { SnapshotViews } from '../gateway/dav/snapshots.js';
+import { encodePath } from '../gateway/storage/paths.js';
 import { browseFiles } from './browse.js';
+import { browseSnapshots, ENCRYPTED_LINE } from './snapshot-browse.js';
 import { usageChart } from './chart.js';
 import { userPage } from './pages.js';
 import type { Shown, UserCtx } from './context.js';
@@ -10,7 +14,7 @@ import { html } from './html.js';
 import { contractFacts, hostsTable, jobsTable, snapshotsTable, usageMeter } from './parts.js';
 
 /** The signed-in user's pages under /console/. Nothing here takes a user name from the URL. */
-export function addUserRoutes(router: Router, policy: Policy): void {
+export function addUserRoutes(router: Router, policy: Policy, views: SnapshotViews): void {
   router.get('/ca.pem', (_req, res, next) => {
     policy.certs
       .loadCa()
@@ -22,7 +26,11 @@ export function addUserRoutes(router: Router, policy: Policy): void {
   });
   router.get('/', userPage(policy, overview));
   router.get('/log', userPage(policy, logPage));
-  router.get('/snapshots', userPage(policy, snapshotsPage));
+  router.get(
+    '/snapshots',
+    userPage(policy, (c) => snapshotsPage(c, views)),
+  );
+  router.use('/snapshots', userPage(policy, browseSnapshots(views)));
   router.get('/mount', userPage(policy, mountPage));
   router.use('/files', userPage(policy, browseFiles));
 }
@@ -67,20 +75,24 @@ async function logPage(c: UserCtx): Promise<Shown> {
   return { title: 'My backup log', body: html`<section class="card">${jobsTable(jobs, 'No backups in your log yet.')}</section>` };
 }
 
-async function snapshotsPage(c: UserCtx): Promise<Shown> {
+async function snapshotsPage(c: UserCtx, views: SnapshotViews): Promise<Shown> {
   const [hosts, snapshots] = await Promise.all([hostStatuses(c.policy, c.user.name), readSnapshots(c.policy.layout, c.user)]);
+  const view = views.of(c.user.id).view;
+  const names = new Map<string, Map<string, string>>();
+  for (const host of new Set(snapshots.filter((s) => !s.encrypted).map((s) => s.host))) names.set(host, await view.folderNames(host));
+  const browse = (s: SnapshotSummary) => {
+    const name = names.get(s.host)?.get(s.id);
+    if (s.encrypted || !name) return html`<span class="muted small">encrypted: <code>kura mount</code></span>`;
+    return html`<a href="/console/snapshots${encodePath([s.host, name], true)}">Browse files</a>`;
+  };
   const body = html`<section class="card">
       <h2>Hosts</h2>
       ${hostsTable(hosts, 'No PC has been backed up yet.')}
     </section>
     <section class="card">
       <h2>Snapshots</h2>
-      ${snapshotsTable(snapshots, 'No snapshots yet.')}
-      <p class="muted small">
-        An encrypted snapshot shows only its host and time here: its contents open with your key, on your PC (<code>kura ls</code>,
-        <code>kura restore</code>).
-      </p>
-      <p class="placeholder">Browsing a plaintext snapshot's files arrives with the snapshot browser (<code>/snapshots/</code>).</p>
+      ${snapshotsTable(snapshots, 'No snapshots yet.', browse)}
+      ${snapshots.length ? html`<p class="muted small">${ENCRYPTED_LINE}</p>` : ''}
     </section>`;
   return { title: 'Hosts & snapshots', body };
 }

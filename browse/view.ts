@@ -106,16 +106,30 @@ export class SnapshotView {
       .map(([host, list]) => collection(host, latest(list), `"h-${list.length}-${latest(list).getTime()}"`, { kind: 'host', host }));
   }
 
+  /** The folder name of each of a host's snapshots (as /<host>/ lists them), by snapshot id. */
+  async folderNames(host: string): Promise<Map<string, string>> {
+    return new Map([...(await this.namedSnapshots(host))].map(([name, s]) => [s.id, name]));
+  }
+
   /** A host's snapshots by folder name, oldest first. */
   private async snapshotsOf(host: string): Promise<Map<string, ViewNode>> {
+    const out = new Map<string, ViewNode>();
+    for (const [name, s] of await this.namedSnapshots(host)) {
+      const etag = `"s-${s.id.slice(0, 32)}"`;
+      out.set(name, collection(name, new Date(s.time), etag, { kind: 'tree', tree: s.tree, notice: s.tree === null ? s : null }));
+    }
+    return out;
+  }
+
+  /** A host's snapshots by folder name (its time; two in the same second are told apart by id), oldest first. */
+  private async namedSnapshots(host: string): Promise<Map<string, SnapshotRef>> {
     const list = (await this.source.snapshots()).filter((s) => s.host === host);
     list.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
-    const out = new Map<string, ViewNode>();
+    const out = new Map<string, SnapshotRef>();
     for (const s of list) {
       let name = snapshotFolderName(s.time);
       if (out.has(name)) name = `${name}-${s.id.slice(0, 8)}`;
-      const etag = `"s-${s.id.slice(0, 32)}"`;
-      out.set(name, collection(name, new Date(s.time), etag, { kind: 'tree', tree: s.tree, notice: s.tree === null ? s : null }));
+      out.set(name, s);
     }
     return out;
   }

@@ -11,6 +11,7 @@ import { LockManager } from './dav/locks.js';
 import type { Policy } from './policy/policy.js';
 import type { TlsMaterial } from './tls.js';
 import { consoleRouter } from '../admin-ui/console.js';
+import { SnapshotViews } from './dav/snapshots.js';
 import { GatewayMetrics, metricsEndpoint } from '../admin-ui/metrics.js';
 import { sampleUsage } from './policy/overview.js';
 
@@ -53,13 +54,15 @@ export function createApp(policy: Policy, logger: Logger): express.Express {
   });
   app.get('/metrics', metricsEndpoint(policy, metrics));
   app.get('/console', (req, res, next) => (req.originalUrl === '/console' ? res.redirect(301, '/console/') : next()));
-  app.use('/console', consoleRouter(policy));
+  const views = new SnapshotViews(policy.layout);
+  app.use('/console', consoleRouter(policy, views));
   app.use(
     davHandler({
       layout: policy.layout,
       admit: (req, res) => policy.admit(req, res),
       usedBytes: (name) => policy.usage.get(name),
       locks: new LockManager(),
+      views,
     }),
   );
   return app;

@@ -45,6 +45,8 @@ export interface DavDeps {
   admit: (req: Request, res: Response) => Promise<Admission>;
   usedBytes: (userName: string) => Promise<number>;
   locks?: LockManager;
+  /** The users' snapshot views, shared with the console so that a tree is decoded once for both. */
+  views?: SnapshotViews;
 }
 
 /**
@@ -55,7 +57,7 @@ export interface DavDeps {
 export function davHandler(deps: DavDeps): RequestHandler {
   const locks = deps.locks ?? new LockManager();
   const prepared = new Map<string, Promise<void>>();
-  const views = new SnapshotViews(deps.layout);
+  const views = deps.views ?? new SnapshotViews(deps.layout);
   return (req: Request, res: Response, _next: NextFunction) => {
     const requestId = String(res.getHeader('X-Request-Id') ?? '');
     void run(req, res, deps, locks, prepared, views).catch((err: unknown) => {
