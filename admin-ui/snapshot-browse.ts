@@ -51,7 +51,7 @@ async function browse(c: UserCtx, server: ViewServer): Promise<Shown> {
   checkContract(await c.policy.contracts.find(c.user.name), new Date());
   if (segs.length === 0) return redirect(c, '/console/snapshots');
   const node = await server.view.resolve(segs);
-  if (!node) throw new KuraError('not-found', notFoundReason(segs));
+  if (!node) throw new KuraError('not-found', await notFoundReason(server, segs));
   const params = new URLSearchParams(query);
   if (node.type === 'file') return sendSnapshotFile(c, server, node, params.get('thumbnail'));
   if (!pathPart.endsWith('/')) return redirect(c, `/console/snapshots${encodePath(segs, true)}`);
@@ -65,9 +65,10 @@ async function browse(c: UserCtx, server: ViewServer): Promise<Shown> {
   return folderPage(server, segs, node);
 }
 
-function notFoundReason(segs: string[]): string {
-  if (segs.length === 1) return `not-found: none of your PCs is called ${segs[0]}`;
-  if (segs.length === 2) return `not-found: ${segs[0]} has no snapshot ${segs[1]}`;
+/** Which part of the path is not there: the host, the snapshot, or something inside it. */
+async function notFoundReason(server: ViewServer, segs: string[]): Promise<string> {
+  if (!(await server.view.resolve(segs.slice(0, 1)))) return `not-found: none of your PCs is called ${segs[0]}`;
+  if (!(await server.view.resolve(segs.slice(0, 2)))) return `not-found: ${segs[0]} has no snapshot ${segs[1]}`;
   return 'not-found: this snapshot has no such file or folder';
 }
 

@@ -5,7 +5,10 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createClient, type WebDAVClient } from 'webdav';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { SnapshotView } from '../../browse/view.js';
+import { areaLayout } from '../../gateway/storage/data-dir.js';
+import { DiskSnapshotSource } from '../../gateway/storage/snapshot-source.js';
 import { encodeJob } from '../../format/index.js';
 import { dav as davRequest, startTestGateway, type TestGateway, type TestUser } from '../helpers/gateway.js';
 import { agentEnv, backup, mustAgent, mustRun } from '../helpers/agent.js';
@@ -21,6 +24,25 @@ import { launchChromium, shot } from '../helpers/browser.js';
 const HOSTILE = '<img src=x onerror=alert(1)>.html';
 /** The gateway's certificate is checked by the DAV clients below; the browser only drives pages. */
 const NO_SCRIPT = { ignoreHTTPSErrors: true, javaScriptEnabled: false, viewport: { width: 1200, height: 800 } };
+
+/** A small picture (a sunset) made with sharp, as PNG or JPEG bytes. */
+async function picture(format: 'png' | 'jpeg'): Promise<Buffer> {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="420">
+    <defs><linearGradient id="sky" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#2b4c7e"/><stop offset="1" stop-color="#f2a65a"/></linearGradient></defs>
+    <rect width="640" height="420" fill="url(#sky)"/><circle cx="320" cy="300" r="90" fill="#ffd166"/>
+    <rect y="300" width="640" height="120" fill="#1d3557"/></svg>`;
+  const image = (await sharp())(Buffer.from(svg));
+  return (format === 'png' ? image.png() : image.jpeg({ quality: 85 })).toBuffer();
+}
+
+async function sharp() {
+  return (await import('sharp')).default;
+}
+
+/** The <img>'s natural width, 0 when it did not load (read in Playwright's own script world: the page runs no script). */
+async function naturalWidth(img: Locator): Promise<number> {
+  return img.evaluate((el) => (el as unknown as { naturalWidth: number }).naturalWidth);
+}
 
 describe('web console', () => {
   let gw: TestGateway;
@@ -148,9 +170,14 @@ describe('web console', () => {
     await dav.putFileContents('/docs/report.txt', 'quarterly report\n'.repeat(2000));
     await dav.putFileContents(`/docs/${HOSTILE}`, '<script>alert("not in the console origin")</script>');
     await dav.putFileContents('/notes.md', '# notes\n');
+    await dav.createDirectory('/pictures');
+    await dav.putFileContents('/pictures/sunset.png', await picture('png'));
+    await dav.putFileContents('/pictures/sunset.jpg', await picture('jpeg'));
     const src = join(work, 'pc');
     await mkdir(join(src, 'photos'), { recursive: true });
     await writeFile(join(src, 'photos', 'one.txt'), 'a photo, in spirit\n'.repeat(5000));
+    await writeFile(join(src, 'photos', 'beach.jpg'), await picture('jpeg'));
+    await writeFile(join(src, 'photos', 'hill.png'), await picture('png'));
     const env = await agentEnv(gw, carol as TestUser, { host: 'pc1', under: work });
     await mustAgent(env, ['key', 'init', '--plaintext']);
     const summary = await backup(env, [src]);
@@ -301,10 +328,103 @@ describe('web console', () => {
     assert.equal(await readFile(join(out, 'report.txt'), 'utf8'), 'quarterly report\n'.repeat(2000));
   });
 
+  it('shows image thumbnails in /files/, served by the console itself for the session and revalidated', async () => {
+    await up.goto(url('/console/files/pictures/'));
+    const imgs = up.locator('img');
+    assert.equal(await imgs.count(), 2);
+    for (const img of await imgs.all()) assert.ok((await naturalWidth(img)) > 0, 'the preview loaded');
+    const src = (await imgs.first().getAttribute('src')) ?? '';
+    assert.match(src, /^\/console\/files\/pictures\/sunset\.(jpg|png)\?thumbnail=128$/);
+    assert.equal(await up.locator(`a.thumb[href="${src.split('?')[0]}"]`).count(), 1, 'the preview links to the file');
+    const thumb = await up.request.get(url(src), { headers: { accept: 'image/webp,*/*' } });
+    assert.equal(thumb.status(), 200);
+    assert.equal(thumb.headers()['content-type'], 'image/webp');
+    assert.equal(thumb.headers()['cache-control'], 'private, no-cache');
+    assert.equal(thumb.headers()['x-content-type-options'], 'nosniff');
+    const meta = await (await sharp())(await thumb.body()).metadata();
+    assert.ok((meta.width ?? 0) <= 128 && (meta.height ?? 0) <= 128, `${meta.width}x${meta.height}`);
+    const again = await up.request.get(url(src), { headers: { accept: 'image/webp,*/*', 'if-none-match': thumb.headers().etag ?? '' } });
+    assert.equal(again.status(), 304);
+    const notImage = await up.request.get(url('/console/files/notes.md?thumbnail=128'));
+    assert.equal(notImage.status(), 415);
+    assert.match(await notImage.text(), /Previews are made of JPEG, PNG/);
+    const stranger = await browser.newContext(NO_SCRIPT);
+    const anonymous = await stranger.request.get(url(src), { maxRedirects: 0 });
+    assert.equal(anonymous.status(), 303, 'no preview without a session: the sign-in form');
+    await stranger.close();
+    await shot(up, '26b-user-files-thumbnails');
+  });
+
+  let snapshotUrl = '';
+
+  it('browses a plaintext snapshot: folders, thumbnails, a file and a folder as downloads', async () => {
+    await up.goto(url('/console/snapshots'));
+    assert.doesNotMatch((await up.textContent('main')) ?? '', /arrives with/);
+    await Promise.all([up.waitForNavigation(), up.click('a:text("Browse files")')]);
+    snapshotUrl = up.url();
+    assert.match(snapshotUrl, /\/console\/snapshots\/pc1\/\d{8}T\d{6}Z\/$/);
+    assert.match((await up.textContent('table')) ?? '', /pc\//);
+    await Promise.all([up.waitForNavigation(), up.click('a:text("pc/")')]);
+    await Promise.all([up.waitForNavigation(), up.click('a:text("photos/")')]);
+    const listing = (await up.textContent('table')) ?? '';
+    for (const name of ['beach.jpg', 'hill.png', 'one.txt']) assert.match(listing, new RegExp(name.replace('.', '\\.')));
+    const imgs = up.locator('img');
+    assert.equal(await imgs.count(), 2);
+    for (const img of await imgs.all()) assert.ok((await naturalWidth(img)) > 0, 'the preview loaded');
+    const thumb = await up.request.get(url((await imgs.first().getAttribute('src')) ?? ''));
+    assert.equal(thumb.status(), 200);
+    assert.match(thumb.headers()['cache-control'] ?? '', /immutable/);
+    await shot(up, '23b-user-snapshot-photos');
+    const [dl] = await Promise.all([up.waitForEvent('download'), up.click('td a:text("hill.png")')]);
+    assert.equal(dl.suggestedFilename(), 'hill.png');
+    assert.deepEqual(await readFile((await dl.path()) as string), await readFile(join(work, 'pc', 'photos', 'hill.png')));
+    const raw = await up.request.get(url(`${snapshotUrl}pc/photos/one.txt`));
+    assert.match(raw.headers()['content-disposition'] ?? '', /^attachment; filename="one\.txt"/);
+    assert.equal(raw.headers()['x-content-type-options'], 'nosniff');
+    assert.deepEqual(await raw.body(), await readFile(join(work, 'pc', 'photos', 'one.txt')));
+    const [zipDl] = await Promise.all([up.waitForEvent('download'), up.click('a:text("Download this folder as a zip")')]);
+    assert.equal(zipDl.suggestedFilename(), 'photos.zip');
+    const zipPath = join(work, 'photos.zip');
+    await zipDl.saveAs(zipPath);
+    const out = join(work, 'unzipped-photos');
+    await mustRun('unzip', ['-q', zipPath, '-d', out]);
+    for (const name of ['beach.jpg', 'hill.png', 'one.txt'])
+      assert.deepEqual(await readFile(join(out, name)), await readFile(join(work, 'pc', 'photos', name)));
+    const missing = await up.goto(`${snapshotUrl}pc/nothing-here/`);
+    assert.equal(missing?.status(), 404);
+    assert.match((await up.textContent('main')) ?? '', /no such file or folder/i);
+    await shot(up, '23c-user-snapshot-missing');
+  });
+
   it("refuses a cross-user URL: the user never reaches another user's data or the operator's pages", async () => {
     const dave = await gw.addUser('dave');
     await mkdir(gw.filesDir(dave), { recursive: true });
     await writeFile(join(gw.filesDir(dave), 'dave-secret.txt'), 'only for dave');
+    // dave's own plaintext snapshot: carol asks for it by its URL, by host and by the same time under her host.
+    const daveSrc = join(work, 'dave-pc');
+    await mkdir(daveSrc, { recursive: true });
+    await writeFile(join(daveSrc, 'dave-secret.txt'), 'only for dave');
+    const daveEnv = await agentEnv(gw, dave, { host: 'dave-pc', under: work });
+    await mustAgent(daveEnv, ['key', 'init', '--plaintext']);
+    await backup(daveEnv, [daveSrc]);
+    const daveView = new SnapshotView(new DiskSnapshotSource(areaLayout(gw.policy.layout, dave.id)));
+    const [daveTime] = (await daveView.folderNames('dave-pc')).values();
+    assert.ok(daveTime);
+    for (const [path, status] of [
+      [`/console/snapshots/dave-pc/${daveTime}/dave-pc/dave-secret.txt`, 404],
+      [`/console/snapshots/dave-pc/`, 404],
+      [`/console/snapshots/pc1/${daveTime}/`, 404],
+      [`${new URL(snapshotUrl).pathname}..%2f..%2fdave-pc/`, 400],
+    ] as const) {
+      const res = await up.request.get(url(path));
+      assert.equal(res.status(), status, path);
+      const body = await res.text();
+      assert.doesNotMatch(body, /only for dave|dave-secret/, path);
+      assert.match(body, /Back to your hosts and snapshots/, `${path}: a readable page`);
+    }
+    await up.goto(url(`/console/snapshots/dave-pc/${daveTime}/dave-pc/`));
+    assert.match((await up.textContent('main')) ?? '', /none of your PCs is called dave-pc/i);
+    await shot(up, '27b-user-cross-user-snapshot-refused');
     const adminPage = await up.goto(url('/console/admin/users/dave'));
     assert.equal(adminPage?.status(), 403);
     const text = (await up.textContent('main')) ?? '';
