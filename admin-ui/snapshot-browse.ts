@@ -31,9 +31,10 @@ export function browseSnapshots(views: SnapshotViews): (c: UserCtx) => Promise<S
       return await browse(c, views.of(c.user.id));
     } catch (err) {
       if (c.res.headersSent || !(err instanceof KuraError || err instanceof BrowseError)) throw err;
+      const status = consoleStatus(err);
       return {
-        title: 'Not available',
-        status: consoleStatus(err),
+        title: status === 404 ? 'Not found' : status === 400 ? 'Not a valid path' : 'Not available',
+        status,
         body: html`<section class="card">
           <p>${reasonOf(err)}</p>
           <p><a href="/console/snapshots">Back to your hosts and snapshots</a></p>

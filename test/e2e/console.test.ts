@@ -440,6 +440,36 @@ describe('web console', () => {
     assert.doesNotMatch(await otherArea.text(), /dave-secret/);
   });
 
+  it('lists an encrypted snapshot by host, time and type only, and points to kura mount', async () => {
+    const frank = await gw.addUser('frank');
+    const src = join(work, 'frank-pc');
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, 'private.txt'), 'sealed on the PC');
+    const env = await agentEnv(gw, frank, { host: 'laptop', passphrase: 'frank passphrase', under: work });
+    await mustAgent(env, ['key', 'init']);
+    await backup(env, [src]);
+    const context = await browser.newContext({
+      ...NO_SCRIPT,
+      clientCertificates: [{ origin: gw.url.replace(/\/$/, ''), cert: Buffer.from(frank.certPem), key: Buffer.from(frank.keyPem) }],
+    });
+    const page = await context.newPage();
+    await page.goto(url('/console/snapshots'));
+    const text = ((await page.textContent('main')) ?? '').replace(/\s+/g, ' ');
+    assert.match(text, /laptop/);
+    assert.match(text, /browse them with kura mount on your PC/i);
+    assert.equal(await page.locator('a:text("Browse files")').count(), 0);
+    await shot(page, '27c-user-encrypted-snapshots');
+    await page.goto(url('/console/snapshots/laptop/'));
+    await shot(page, '27d-user-encrypted-host');
+    await Promise.all([page.waitForNavigation(), page.click('td a')]);
+    const sealed = (await page.textContent('main')) ?? '';
+    assert.match(sealed, /This snapshot is encrypted/);
+    assert.doesNotMatch(sealed, /private\.txt|sealed on the PC/);
+    await shot(page, '27e-user-encrypted-snapshot');
+    assert.equal((await page.request.get(`${page.url()}frank-pc/private.txt`)).status(), 404);
+    await context.close();
+  });
+
   it('refuses a forged form: without the CSRF token, and from another site', async () => {
     const forged = await op.request.post(url('/console/admin/users'), { form: { name: 'mallory' } });
     assert.equal(forged.status(), 403);
