@@ -57,6 +57,7 @@ meter { width: 160px; height: 12px; vertical-align: middle; }
 .figure { font-size: 26px; font-weight: 700; }
 .muted { color: var(--muted); }
 .small { font-size: 13px; }
+.nowrap { white-space: nowrap; }
 .signin { max-width: 460px; margin: 40px auto; }
 .crumbs { margin: -8px 0 14px; color: var(--muted); }
 .crumbs a { text-decoration: none; }

@@ -82,7 +82,7 @@ async function snapshotsPage(c: UserCtx, views: SnapshotViews): Promise<Shown> {
   for (const host of new Set(snapshots.filter((s) => !s.encrypted).map((s) => s.host))) names.set(host, await view.folderNames(host));
   const browse = (s: SnapshotSummary) => {
     const name = names.get(s.host)?.get(s.id);
-    if (s.encrypted || !name) return html`<span class="muted small">encrypted: <code>kura mount</code></span>`;
+    if (s.encrypted || !name) return html`<span class="muted small nowrap">with <code>kura mount</code></span>`;
     return html`<a href="/console/snapshots${encodePath([s.host, name], true)}">Browse files</a>`;
   };
   const body = html`<section class="card">
