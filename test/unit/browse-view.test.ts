@@ -86,6 +86,20 @@ describe('browse/view: the snapshot tree over a source', () => {
     );
   });
 
+  it("gives each snapshot's folder name by id, the same names the host's folder lists (the console links with them)", async () => {
+    const { view } = fixture();
+    const names = await view.folderNames('pc1');
+    assert.deepEqual(
+      [...names],
+      [
+        ['a'.repeat(64), '20261126T073300Z'],
+        ['b'.repeat(64), `20261126T073300Z-${'b'.repeat(8)}`],
+      ],
+    );
+    for (const name of names.values()) assert.ok(await view.resolve(['pc1', name]));
+    assert.equal((await view.folderNames('nobody')).size, 0);
+  });
+
   it('lists a folder from its tree once, leaves symbolic links out, and finds NFC names for NFD entries', async () => {
     const { src, view } = fixture();
     const data = (await view.resolve(['pc1', '20261126T073300Z', 'data']))!;
