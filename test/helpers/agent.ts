@@ -294,7 +294,7 @@ export async function corruptBiggestPack(gw: TestGateway, user: TestUser): Promi
   return { pack: pack.path, blob: blob.id };
 }
 
-/** A gateway of its own, a temp folder, and one user whose encrypted repository is initialised; the tiny dataset at <work>/data. */
+/** A gateway of its own, a temp folder, and one user whose repository (encrypted unless opts.plaintext) is initialised; the tiny dataset at <work>/data. */
 export interface AgentFixture {
   gw: TestGateway;
   work: string;
@@ -304,12 +304,16 @@ export interface AgentFixture {
   close(): Promise<void>;
 }
 
-export async function agentFixture(userName: string, contract: ContractChange = {}): Promise<AgentFixture> {
+export async function agentFixture(
+  userName: string,
+  contract: ContractChange = {},
+  opts: { plaintext?: boolean } = {},
+): Promise<AgentFixture> {
   const gw = await startTestGateway();
   const work = await makeTempDir(`kura-${userName}-`);
   const user = await gw.addUser(userName, contract);
-  const env = await agentEnv(gw, user, { passphrase: `${userName} passphrase`, under: work });
-  await mustAgent(env, ['key', 'init']);
+  const env = await agentEnv(gw, user, { passphrase: opts.plaintext ? undefined : `${userName} passphrase`, under: work });
+  await mustAgent(env, opts.plaintext ? ['key', 'init', '--plaintext'] : ['key', 'init']);
   const src = join(work, 'data');
   await createDataset(src);
   return {
