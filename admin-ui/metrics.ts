@@ -3,7 +3,6 @@ import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { hostStatuses } from '../gateway/policy/overview.js';
 import type { Policy } from '../gateway/policy/policy.js';
-import { readSnapshots } from '../gateway/policy/area-records.js';
 import { operatorSession } from './pages.js';
 
 /**
@@ -74,11 +73,8 @@ export class GatewayMetrics {
       registers,
       async collect(this: Gauge<'user' | 'host'>) {
         this.reset();
-        for (const u of await policy.users.list()) {
-          const counts = new Map<string, number>();
-          for (const s of await readSnapshots(policy.layout, u)) counts.set(s.host, (counts.get(s.host) ?? 0) + 1);
-          for (const [host, n] of counts) this.set({ user: u.name, host }, n);
-        }
+        // The same per-host counts the dashboard uses (hosts known only from the log have none).
+        for (const h of await hostStatuses(policy)) if (h.snapshots > 0) this.set({ user: h.user, host: h.host }, h.snapshots);
       },
     });
   }
