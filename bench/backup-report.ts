@@ -32,6 +32,8 @@ export interface RunResult {
   gatewayPeakRssMB: number;
   gatewayPackBytes: number;
   resticPackBytes: number;
+  /** Each restore's seconds, round by round (Kura first in odd rounds); the restore row holds the fastest. */
+  restoreTimes: { kura: number[]; restic: number[] };
 }
 
 const OPERATIONS = ['initial', 'incremental', 'restore'] as const;
@@ -86,6 +88,7 @@ export interface Report {
   kuraPeakRssMB: { gateway: number; agent: number | null };
   packBytesOnDisk: { kura: number; restic: number };
   restoreVerified: { kura: Verification; restic: Verification };
+  restoreTimes: { kura: number[]; restic: number[] };
   /** The machine's 1-minute load average at the start, its highest during the run (every 5 s), and at the end. */
   loadAverage: LoadAverage;
 }
@@ -134,11 +137,13 @@ export function buildReport(scale: Scale, r: RunResult, load: LoadAverage): Repo
     kuraPeakRssMB: { gateway: r.gatewayPeakRssMB, agent: agentPeaks.length > 0 ? Math.max(...agentPeaks) : null },
     packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
     restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
+    restoreTimes: r.restoreTimes,
     loadAverage: load,
   };
 }
 
 export const mb = (bytes: number) => (bytes / MB).toFixed(1);
+const secondsList = (list: number[]) => list.map((s) => `${s.toFixed(1)} s`).join(', ');
 const rss = (v: number | null) => (v === null ? 'n/a' : v.toFixed(1));
 
 function tableLines(r: Report): string[] {
@@ -175,6 +180,8 @@ export function printReport(r: Report): void {
     'st.MB: growth of the pack files on disk (Kura: the gateway’s /.kura/packs; restic: the repository’s data/).',
     `Incremental bytes Kura/restic: stored ${r.incrementalBytesRatio.storedVsStored.toFixed(2)}, ` +
       `uploaded vs data_added ${r.incrementalBytesRatio.uploadedVsDataAdded.toFixed(2)}`,
+    `Restores, round by round (Kura first in odd rounds, restic first in even ones; the table has the fastest): ` +
+      `Kura ${secondsList(r.restoreTimes.kura)}, restic ${secondsList(r.restoreTimes.restic)}`,
     `Pack bytes on disk at the end: Kura ${mb(r.packBytesOnDisk.kura)} MB, restic ${mb(r.packBytesOnDisk.restic)} MB`,
     `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +
       `restic ${v.restic.files} files / ${mb(v.restic.bytes)} MB (${v.restic.sampled} hashed)`,
