@@ -19,7 +19,7 @@ export interface FileReaders {
 
 export interface ArchiverDeps {
   /** Trees are encoded here, on the main thread (they are small); file contents on the readers. */
-  codec: { id(plain: Buffer): string; encode(plain: Buffer): Buffer };
+  codec: { id(plain: Buffer): string; encode(plain: Buffer, id: string): Buffer };
   /** Starts the file readers, which ask this archiver (the sink) what to store. */
   readers: (sink: BlobSink) => FileReaders;
   known: Set<string>;
@@ -363,7 +363,7 @@ export class Archiver implements BlobSink {
     this.treeIds.add(id);
     if (!this.deps.known.has(id)) {
       this.deps.known.add(id);
-      const stored = this.deps.codec.encode(plain);
+      const stored = this.deps.codec.encode(plain, id);
       this.deps.treeCache?.keep(id, stored);
       this.enqueue(id, 'tree', stored, plain.length);
     }

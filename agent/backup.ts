@@ -55,7 +55,7 @@ export interface BackupResult {
 export async function runBackup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   // The readers start loading now, while the index, the snapshots and the parent's trees arrive.
-  const pool = new FilePool(repo.keys, repo.chunker, FIRST_PACK_SIZE);
+  const pool = new FilePool(repo.codec, repo.chunker, FIRST_PACK_SIZE);
   const scanner = opts.scanner ?? new ScanThread(opts.folders, { exclude: opts.exclude, listings: true });
   try {
     return await backupWith(repo, opts, pool, scanner, started);

@@ -49,7 +49,7 @@ export interface CheckReport {
 /** The pieces one check works with, so its steps stay small. */
 interface State {
   remote: Remote;
-  codec: { decode(stored: Buffer, id: string, plainLength?: number): Buffer };
+  codec: { decodeVerified(stored: Buffer, id: string, plainLength?: number): Buffer };
   index: Map<string, BlobLocation>;
   packsOnGateway: Set<string>;
   trees: Map<string, TreeEntry[]>;
@@ -208,7 +208,7 @@ function verifyOne(
 ): void {
   let plain: Buffer;
   try {
-    plain = state.codec.decode(stored, loc.id, loc.plainLength);
+    plain = state.codec.decodeVerified(stored, loc.id, loc.plainLength);
   } catch (err) {
     if (!(err instanceof FormatError)) throw err;
     const reason = err.code === 'wrong-key' ? 'its bytes were altered (it does not decrypt with the key)' : err.message;

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { MasterKeys } from '../format/index.js';
+import type { BlobCodec, CodecSpec } from '../format/index.js';
 
 /**
  * The files of one restore, sent once to every worker so that jobs name files by index. File i is
@@ -48,8 +48,7 @@ export interface SlabOptions {
 
 /** What a worker gets at its start. */
 export interface DecodeWorkerData {
-  encKey: Uint8Array | null;
-  idKey: Uint8Array | null;
+  codecSpec: CodecSpec;
   slab: SharedArrayBuffer;
   cellSize: number;
 }
@@ -111,7 +110,7 @@ interface Slot {
 }
 
 /**
- * Restore's counterpart of EncodePool: blob decoding (AES-GCM open, zstd, id check) and the file writes
+ * Restore's counterpart of EncodePool: blob decoding (AES-GCM open bound to the blob id, zstd, or the id check of version 1 and plaintext repositories) and the file writes
  * on worker threads, so the main thread only talks HTTP and keeps the books. Fetched bytes go into
  * the cells of one SharedArrayBuffer that the workers read in place: memory stays fixed, and neither
  * thread allocates (and garbage-collects) a buffer per request.
@@ -127,15 +126,14 @@ export class DecodePool {
   private seq = 0;
 
   constructor(
-    keys: MasterKeys | null,
+    codec: BlobCodec,
     size = defaultWorkers(),
     private readonly slabOptions: SlabOptions = { cells: 4, cellSize: 4 << 20 },
   ) {
     this.slab = new SharedArrayBuffer(slabOptions.cells * slabOptions.cellSize);
     this.free = Array.from({ length: slabOptions.cells }, (_, i) => slabOptions.cells - 1 - i);
     const workerData: DecodeWorkerData = {
-      encKey: keys?.encKey ?? null,
-      idKey: keys?.idKey ?? null,
+      codecSpec: codec.spec(),
       slab: this.slab,
       cellSize: slabOptions.cellSize,
     };

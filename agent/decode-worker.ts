@@ -24,8 +24,8 @@ import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, Poo
  * go back to the main thread. Synchronous calls are the point here: a file costs a few syscalls on
  * this thread instead of a thread-pool round trip per call on the main one.
  */
-const { encKey, idKey, slab, cellSize } = workerData as DecodeWorkerData;
-const codec = new BlobCodec(encKey && idKey ? { encKey: Buffer.from(encKey), idKey: Buffer.from(idKey) } : null);
+const { codecSpec, slab, cellSize } = workerData as DecodeWorkerData;
+const codec = BlobCodec.fromSpec(codecSpec);
 const CREATE = constants.O_WRONLY | constants.O_CREAT;
 const NO_FILES: FileTable = { paths: [], tmpPrefix: '', modes: new Uint16Array(), mtimes: new Float64Array(), pieces: new Uint32Array() };
 

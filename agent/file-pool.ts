@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { ChunkerParams, MasterKeys } from '../format/index.js';
+import type { BlobCodec, ChunkerParams } from '../format/index.js';
 
 /** A file's blob ids, or why it could not be read. */
 export type FileOutcome = { content: string[] } | { error: string };
@@ -65,13 +65,13 @@ export class FilePool {
 
   /** Starts the workers at once (loading their code takes a moment); jobs wait for attach(). */
   constructor(
-    keys: MasterKeys | null,
+    codec: BlobCodec,
     chunker: ChunkerParams,
     packTarget: number,
     size = availableParallelism(),
     private readonly perWorker = 2,
   ) {
-    const workerData = { encKey: keys?.encKey ?? null, idKey: keys?.idKey ?? null, chunker: { ...chunker }, packTarget };
+    const workerData = { codecSpec: codec.spec(), chunker: { ...chunker }, packTarget };
     this.workers = Array.from({ length: Math.max(1, size) }, () => this.spawn(workerData));
   }
 

@@ -6,17 +6,16 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlobCodec, PackWriter, type ChunkerParams } from '../format/index.js';
+import { BlobCodec, PackWriter, type ChunkerParams, type CodecSpec } from '../format/index.js';
 import { chunkSync } from './chunker.js';
 import type { FileOutcome, ToMain, ToWorker } from './file-pool.js';
 
-const { encKey, idKey, chunker, packTarget } = workerData as {
-  encKey: Uint8Array | null;
-  idKey: Uint8Array | null;
+const { codecSpec, chunker, packTarget } = workerData as {
+  codecSpec: CodecSpec;
   chunker: ChunkerParams;
   packTarget: number;
 };
-const codec = new BlobCodec(encKey && idKey ? { encKey: Buffer.from(encKey), idKey: Buffer.from(idKey) } : null);
+const codec = BlobCodec.fromSpec(codecSpec);
 const port = parentPort!;
 
 /** A batch is sent for the "which do you need?" question once it holds this many bytes. */
@@ -86,7 +85,7 @@ class Packs {
   }
 
   private async addOne(id: string, plain: Buffer): Promise<void> {
-    const blob = codec.prepare(plain);
+    const blob = codec.prepare(plain, id);
     if (this.writer && !this.writer.canAdd(blob.length)) this.send();
     if (!this.writer) {
       this.buffer = await this.takeBuffer();

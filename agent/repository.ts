@@ -91,7 +91,7 @@ export class Repository {
     if (!configBytes) throw new RepositoryError('this area has no backup repository yet: run `kura key init` first');
     const config = decodeConfig(configBytes);
     const keys = config.encrypted ? await loadKeys(remote, source, records) : null;
-    const repo = new Repository(remote, keys, new BlobCodec(keys), config.chunker, opts.indexCache ?? null);
+    const repo = new Repository(remote, keys, new BlobCodec(keys, config.boundIds), config.chunker, opts.indexCache ?? null);
     repo.prefetched = { index: index?.then((map) => ((repo.indexState = early.indexState), map)), snapshots };
     return repo;
   }

@@ -94,7 +94,7 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts:
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [], baseline: 0 };
   const workers = defaultWorkers();
   // Fetched bytes in flight: one run per fetcher, plus one queued per extra worker.
-  const pool = new DecodePool(repo.keys, workers, { cells: FETCHERS + workers - 1, cellSize: RUN_MAX });
+  const pool = new DecodePool(repo.codec, workers, { cells: FETCHERS + workers - 1, cellSize: RUN_MAX });
   try {
     const work = await planWork(repo, snapshot, opts, pool, counts);
     opts.onPlan?.(

@@ -14,7 +14,15 @@ export interface RepoConfig {
   encrypted: boolean;
   created: string;
   chunker: ChunkerParams;
+  /**
+   * Version 2 and later: an encrypted blob's box takes its id as associated data (README, "Blobs"),
+   * so opening it proves it is that blob. Version 1 repositories seal without it.
+   */
+  boundIds: boolean;
 }
+
+/** The config version written for new repositories. */
+export const CONFIG_VERSION = 2;
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -35,7 +43,7 @@ const ChunkerSchema = z
 
 const ConfigSchema = z.strictObject({
   kura: z.literal('config'),
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   encrypted: z.boolean(),
   created: isoTime,
   chunker: ChunkerSchema,
@@ -49,7 +57,7 @@ export function encodeConfig(config: { encrypted: boolean; created?: string; chu
   const chunker = config.chunker ?? DEFAULT_CHUNKER;
   const record = {
     kura: 'config',
-    version: 1,
+    version: CONFIG_VERSION,
     encrypted: config.encrypted,
     created: config.created ?? new Date().toISOString(),
     chunker: { min: chunker.min, avg: chunker.avg, max: chunker.max },
@@ -58,8 +66,8 @@ export function encodeConfig(config: { encrypted: boolean; created?: string; chu
   return jsonBytes(record);
 }
 
-/** Reads /.kura/config; throws FormatError('bad-record') when it is not a version 1 config. */
+/** Reads /.kura/config; throws FormatError('bad-record') when it is not a version 1 or 2 config. */
 export function decodeConfig(bytes: Uint8Array): RepoConfig {
   const record = decodeJson(ConfigSchema, bytes, 'bad-record', 'the repository config');
-  return { encrypted: record.encrypted, created: record.created, chunker: record.chunker };
+  return { encrypted: record.encrypted, created: record.created, chunker: record.chunker, boundIds: record.version >= 2 };
 }

@@ -1,8 +1,8 @@
 /** The public API of the backup format (README.md beside this file describes every byte). */
 export { FormatError, isFormatError, type FormatErrorCode } from './errors.js';
 export { generateKeys, encodeKeyFile, decodeKeyFile, wrapKeys, unwrapKeys, keyRecordId, type MasterKeys } from './keys.js';
-export { DEFAULT_CHUNKER, encodeConfig, decodeConfig, type ChunkerParams, type RepoConfig } from './config.js';
-export { BlobCodec, verifyPlainBlob, MAX_BLOB_SIZE, type BlobType } from './blob.js';
+export { CONFIG_VERSION, DEFAULT_CHUNKER, encodeConfig, decodeConfig, type ChunkerParams, type RepoConfig } from './config.js';
+export { BlobCodec, verifyPlainBlob, MAX_BLOB_SIZE, type BlobType, type CodecSpec } from './blob.js';
 export {
   PackBuilder,
   readPackTrailer,

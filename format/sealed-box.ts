@@ -41,12 +41,13 @@ const SEAL_PIECE = 64 * 1024;
  * seal() written straight into dest at `at` (dest needs BOX_OVERHEAD + the parts' length bytes from
  * there); returns the bytes written. Saves the box's own allocation and copy on the blob path.
  */
-export function sealInto(key: Buffer, parts: readonly Uint8Array[], dest: Buffer, at: number): number {
+export function sealInto(key: Buffer, parts: readonly Uint8Array[], dest: Buffer, at: number, aad?: Uint8Array): number {
   const start = at;
   const nonce = freshNonce();
   dest.set(nonce, at);
   at += NONCE_SIZE;
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  if (aad) cipher.setAAD(aad);
   for (const part of parts) {
     for (let i = 0; i < part.length; i += SEAL_PIECE) {
       const out = cipher.update(part.subarray(i, Math.min(part.length, i + SEAL_PIECE)));

@@ -41,7 +41,7 @@ describe('the restore decode pool writes verified blobs straight into files', ()
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kura-restore-pool-'));
-    pool = new DecodePool(keys, 2, { cells: 2, cellSize: 64 << 10 });
+    pool = new DecodePool(codec, 2, { cells: 2, cellSize: 64 << 10 });
     const names = ['whole.txt', 'parts.bin', 'empty', 'damaged.bin'];
     table = {
       paths: names.map((n) => join(dir, n)),
@@ -135,7 +135,7 @@ describe('the restore decode pool writes verified blobs straight into files', ()
   });
 
   it('refuses a job once its worker has stopped instead of waiting for ever', async () => {
-    const stopped = new DecodePool(null, 1);
+    const stopped = new DecodePool(new BlobCodec(null), 1);
     await stopped.close();
     await assert.rejects(stopped.run({ kind: 'finish', files: [] }), /decode worker stopped/);
   });

@@ -107,11 +107,43 @@ describe('format: blob decoding refuses damage', () => {
     assert.throws(() => other.decode(stored, new BlobCodec(keys).id(plain)), failsWith('wrong-key'));
   });
 
-  it('gives bad-blob naming the id when the content does not match it', () => {
+  it('binds the id into the box: a blob asked for under another id does not open, and names that id', () => {
     const codec = new BlobCodec(generateKeys());
-    const stored = codec.encode(text(1000));
+    const plain = text(1000);
+    const stored = codec.encode(plain);
     const wrongId = 'ab'.repeat(32);
-    assert.throws(() => codec.decode(stored, wrongId), failsWith('bad-blob', wrongId));
+    assert.throws(() => codec.decode(stored, wrongId), failsWith('wrong-key', `blob ${wrongId} does not open`));
+    assert.throws(() => codec.decodeVerified(stored, wrongId), failsWith('wrong-key', 'is not the blob of this id'));
+    // A genuine blob of the same repository, served in place of another (same length, too).
+    const other = text(1000).fill(0x61, 0, 10);
+    const otherStored = codec.encode(other);
+    assert.throws(() => codec.decode(otherStored, codec.id(plain), plain.length), failsWith('wrong-key'));
+    assert.deepEqual(codec.decodeVerified(stored, codec.id(plain), plain.length), plain);
+  });
+
+  it('reads and writes version 1 boxes (no id bound) when told to, hashing the content against the id', () => {
+    const keys = generateKeys();
+    const v1 = new BlobCodec(keys, false);
+    const plain = text(1000);
+    const stored = v1.encode(plain);
+    assert.deepEqual(v1.decode(stored, v1.id(plain), plain.length), plain);
+    const wrongId = 'ab'.repeat(32);
+    assert.throws(() => v1.decode(stored, wrongId), failsWith('bad-blob', wrongId));
+    assert.throws(() => new BlobCodec(keys).decode(stored, v1.id(plain)), failsWith('wrong-key'), 'a version 2 reader binds the id');
+    assert.throws(
+      () => v1.decode(new BlobCodec(keys).encode(plain), v1.id(plain)),
+      failsWith('wrong-key'),
+      'and a version 1 reader does not',
+    );
+  });
+
+  it('makes the same codec on a worker from its spec', () => {
+    const codec = new BlobCodec(generateKeys());
+    const plain = text(1000);
+    const copy = BlobCodec.fromSpec(structuredClone(codec.spec()));
+    assert.equal(copy.boundIds, true);
+    assert.deepEqual(copy.decode(codec.encode(plain), codec.id(plain)), plain);
+    assert.equal(BlobCodec.fromSpec(new BlobCodec(generateKeys(), false).spec()).boundIds, false);
   });
 
   it('gives bad-blob for a flipped byte in a plaintext blob, raw or compressed', () => {

@@ -18,9 +18,16 @@ describe('format: repository config', () => {
     const bytes = encodeConfig(input);
     assert.equal(
       bytes.toString('utf8'),
-      '{"kura":"config","version":1,"encrypted":false,"created":"2025-01-31T12:00:00.000Z","chunker":{"min":1024,"avg":4096,"max":16384}}',
+      '{"kura":"config","version":2,"encrypted":false,"created":"2025-01-31T12:00:00.000Z","chunker":{"min":1024,"avg":4096,"max":16384}}',
     );
-    assert.deepEqual(decodeConfig(bytes), input);
+    assert.deepEqual(decodeConfig(bytes), { ...input, boundIds: true });
+  });
+
+  it('reads a version 1 config as one whose blob boxes do not bind their ids', () => {
+    const v1 =
+      '{"kura":"config","version":1,"encrypted":true,"created":"2025-01-31T12:00:00.000Z","chunker":{"min":1024,"avg":4096,"max":16384}}';
+    assert.equal(decodeConfig(Buffer.from(v1)).boundIds, false);
+    assert.throws(() => decodeConfig(Buffer.from(v1.replace('"version":1', '"version":3'))), badRecord);
   });
 
   it('refuses chunker sizes out of order or too large, on writing and on reading', () => {
@@ -33,7 +40,7 @@ describe('format: repository config', () => {
   it('refuses other versions, unknown fields, local times and non-JSON', () => {
     const good = JSON.parse(encodeConfig({ encrypted: true }).toString('utf8')) as Record<string, unknown>;
     for (const v of [
-      { ...good, version: 2 },
+      { ...good, version: 3 },
       { ...good, extra: true },
       { ...good, created: '2025-01-31T12:00:00+09:00' },
       { ...good, encrypted: 'yes' },
