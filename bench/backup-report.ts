@@ -15,6 +15,9 @@ export interface Op {
   bytes: number;
   stored: number;
   peakRssMB: number | null;
+  /** CPU seconds of the CLI process (null without GNU time), and for Kura the gateway's during it. */
+  cpu: { user: number; sys: number } | null;
+  gatewayCpu?: number;
 }
 
 export interface ToolFigures {
@@ -32,8 +35,8 @@ export interface RunResult {
   gatewayPeakRssMB: number;
   gatewayPackBytes: number;
   resticPackBytes: number;
-  /** Each restore's seconds, round by round (Kura first in odd rounds); the restore row holds the fastest. */
-  restoreTimes: { kura: number[]; restic: number[] };
+  /** Each restore, round by round (Kura first in odd rounds); the restore row holds the fastest. */
+  restoreTimes: { kura: Op[]; restic: Op[] };
 }
 
 const OPERATIONS = ['initial', 'incremental', 'restore'] as const;
@@ -88,7 +91,9 @@ export interface Report {
   kuraPeakRssMB: { gateway: number; agent: number | null };
   packBytesOnDisk: { kura: number; restic: number };
   restoreVerified: { kura: Verification; restic: Verification };
-  restoreTimes: { kura: number[]; restic: number[] };
+  restoreTimes: { kura: Op[]; restic: Op[] };
+  /** Each operation's figures as measured (the restore: each tool's fastest round). */
+  ops: { operation: (typeof OPERATIONS)[number]; kura: Op; restic: Op }[];
   /** The machine's 1-minute load average at the start, its highest during the run (every 5 s), and at the end. */
   loadAverage: LoadAverage;
 }
@@ -138,12 +143,20 @@ export function buildReport(scale: Scale, r: RunResult, load: LoadAverage): Repo
     packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
     restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
     restoreTimes: r.restoreTimes,
+    ops: OPERATIONS.map((operation) => ({ operation, kura: r.kura[operation], restic: r.restic[operation] })),
     loadAverage: load,
   };
 }
 
 export const mb = (bytes: number) => (bytes / MB).toFixed(1);
-const secondsList = (list: number[]) => list.map((s) => `${s.toFixed(1)} s`).join(', ');
+/** "15.3 s (CPU 9.1 user + 4.2 sys, gateway 3.6)" for each op. */
+const opList = (list: Op[]) => list.map(opFigures).join(', ');
+function opFigures(op: Op): string {
+  const cpu = op.cpu ? ` (CPU ${op.cpu.user.toFixed(1)} user + ${op.cpu.sys.toFixed(1)} sys` : ' (';
+  const gateway = op.gatewayCpu !== undefined ? `${op.cpu ? ', ' : ''}gateway ${op.gatewayCpu.toFixed(1)}` : '';
+  const figures = `${cpu}${gateway})`;
+  return `${op.seconds.toFixed(1)} s${figures === ' ()' ? '' : figures}`;
+}
 const rss = (v: number | null) => (v === null ? 'n/a' : v.toFixed(1));
 
 function tableLines(r: Report): string[] {
@@ -180,8 +193,10 @@ export function printReport(r: Report): void {
     'st.MB: growth of the pack files on disk (Kura: the gateway’s /.kura/packs; restic: the repository’s data/).',
     `Incremental bytes Kura/restic: stored ${r.incrementalBytesRatio.storedVsStored.toFixed(2)}, ` +
       `uploaded vs data_added ${r.incrementalBytesRatio.uploadedVsDataAdded.toFixed(2)}`,
+    'Wall time and CPU seconds of each operation (user + sys of the CLI process; gateway: its CPU meanwhile):',
+    ...r.ops.map((o) => `  ${o.operation}: Kura ${opFigures(o.kura)}; restic ${opFigures(o.restic)}`),
     `Restores, round by round (Kura first in odd rounds, restic first in even ones; the table has the fastest): ` +
-      `Kura ${secondsList(r.restoreTimes.kura)}, restic ${secondsList(r.restoreTimes.restic)}`,
+      `Kura ${opList(r.restoreTimes.kura)}; restic ${opList(r.restoreTimes.restic)}`,
     `Pack bytes on disk at the end: Kura ${mb(r.packBytesOnDisk.kura)} MB, restic ${mb(r.packBytesOnDisk.restic)} MB`,
     `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +
       `restic ${v.restic.files} files / ${mb(v.restic.bytes)} MB (${v.restic.sampled} hashed)`,

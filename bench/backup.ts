@@ -26,7 +26,7 @@ import {
   type Scale,
 } from './backup-dataset.js';
 import { buildReport, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
-import { nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './procs.js';
+import { cpuSecondsOf, nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KURA_CLI = resolve(HERE, '../bin/kura.js');
@@ -142,18 +142,22 @@ class KuraRun {
 
   async backup(dir: string): Promise<Op> {
     const before = await this.packBytes();
+    const gw = await cpuSecondsOf(this.server.child.pid);
     const run = await this.cli(['backup', dir, '--json']);
+    const gatewayCpu = (await cpuSecondsOf(this.server.child.pid)) - gw;
     const summary = eventOf(run.stdout, 'event', 'summary');
     const stored = (await this.packBytes()) - before;
-    return { seconds: run.seconds, bytes: Number(summary.bytesUploaded), stored, peakRssMB: run.peakRssMB };
+    return { seconds: run.seconds, bytes: Number(summary.bytesUploaded), stored, peakRssMB: run.peakRssMB, cpu: run.cpu, gatewayCpu };
   }
 
   async restore(target: string): Promise<Op> {
+    const gw = await cpuSecondsOf(this.server.child.pid);
     const run = await this.cli(['restore', 'latest', '--target', target, '--json']);
+    const gatewayCpu = (await cpuSecondsOf(this.server.child.pid)) - gw;
     const summary = eventOf(run.stdout, 'event', 'summary');
     const failed = summary.failed;
     if (Array.isArray(failed) && failed.length > 0) throw new Error(`Kura restore failed files: ${JSON.stringify(failed.slice(0, 5))}`);
-    return { seconds: run.seconds, bytes: Number(summary.bytes), stored: 0, peakRssMB: run.peakRssMB };
+    return { seconds: run.seconds, bytes: Number(summary.bytes), stored: 0, peakRssMB: run.peakRssMB, cpu: run.cpu, gatewayCpu };
   }
 }
 
@@ -182,12 +186,12 @@ class ResticRun {
     const run = await this.cli(['backup', '--json', dir]);
     const summary = eventOf(run.stdout, 'message_type', 'summary');
     const stored = (await this.packBytes()) - before;
-    return { seconds: run.seconds, bytes: Number(summary.data_added), stored, peakRssMB: run.peakRssMB };
+    return { seconds: run.seconds, bytes: Number(summary.data_added), stored, peakRssMB: run.peakRssMB, cpu: run.cpu };
   }
 
   async restore(target: string): Promise<Op> {
     const run = await this.cli(['restore', 'latest', '--target', target]);
-    return { seconds: run.seconds, bytes: 0, stored: 0, peakRssMB: run.peakRssMB };
+    return { seconds: run.seconds, bytes: 0, stored: 0, peakRssMB: run.peakRssMB, cpu: run.cpu };
   }
 }
 
@@ -249,9 +253,9 @@ async function settle(): Promise<void> {
  */
 async function restoreRounds(workDir: string, rounds: number, sources: Sources, kura: KuraRun, restic: ResticRun) {
   const best: { kura?: Restored; restic?: Restored } = {};
-  const times: { kura: number[]; restic: number[] } = { kura: [], restic: [] };
+  const times: { kura: Op[]; restic: Op[] } = { kura: [], restic: [] };
   const keep = (name: 'kura' | 'restic', r: Restored) => {
-    times[name].push(r.op.seconds);
+    times[name].push(r.op);
     if (!best[name] || r.op.seconds < best[name].op.seconds) best[name] = r;
   };
   for (let round = 1; round <= rounds; round++) {

@@ -16,7 +16,20 @@ export interface TimedRun {
   stdout: string;
   /** The process's own peak resident memory in MB (10^6 bytes); null when it could not be read. */
   peakRssMB: number | null;
+  /** User and kernel CPU seconds of the process (GNU time); null without /usr/bin/time. */
+  cpu: { user: number; sys: number } | null;
 }
+
+/** User plus kernel CPU seconds a running process has used so far (/proc/PID/stat), 0 when unreadable. */
+export async function cpuSecondsOf(pid: number | undefined): Promise<number> {
+  const stat = pid === undefined ? '' : await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields 14 and 15 (utime, stime) in clock ticks, counted after the ')' that ends the command name.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / CLOCK_TICKS;
+}
+
+/** USER_HZ: 100 on every Linux the benchmarks run on. */
+const CLOCK_TICKS = 100;
 
 export function secondsSince(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e9;
@@ -62,16 +75,16 @@ export class RssSampler {
 export async function runTimed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<TimedRun> {
   const rssFile = join(tmpdir(), `kura-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const useTime = existsSync(GNU_TIME);
-  const [file, argv] = useTime ? [GNU_TIME, ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const [file, argv] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
   const started = process.hrtime.bigint();
   const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const poller = useTime || child.pid === undefined ? null : new RssSampler(child.pid);
   const { code, stdout, stderr } = await collect(child, poller);
   const seconds = secondsSince(started);
-  const peakRssMB = useTime ? await readTimeFile(rssFile) : (poller?.peakMB ?? null);
+  const timed = useTime ? await readTimeFile(rssFile) : null;
   await rm(rssFile, { force: true });
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`);
-  return { seconds, stdout, peakRssMB };
+  return { seconds, stdout, peakRssMB: timed ? timed.peakRssMB : (poller?.peakMB ?? null), cpu: timed?.cpu ?? null };
 }
 
 function collect(child: ChildProcess, poller: RssSampler | null): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -90,10 +103,14 @@ function collect(child: ChildProcess, poller: RssSampler | null): Promise<{ code
   });
 }
 
-async function readTimeFile(path: string): Promise<number | null> {
+/** GNU time's last line: peak RSS in KiB, user and system seconds. */
+async function readTimeFile(path: string): Promise<{ peakRssMB: number | null; cpu: TimedRun['cpu'] }> {
   const text = await readFile(path, 'utf8').catch(() => '');
-  const kib = Number(text.trim().split('\n').pop());
-  return Number.isFinite(kib) && kib > 0 ? (kib * 1024) / MB : null;
+  const [kib = NaN, user = NaN, sys = NaN] = (text.trim().split('\n').pop() ?? '').split(' ').map(Number);
+  return {
+    peakRssMB: Number.isFinite(kib) && kib > 0 ? (kib * 1024) / MB : null,
+    cpu: Number.isFinite(user) && Number.isFinite(sys) ? { user, sys } : null,
+  };
 }
 
 export interface Server {
