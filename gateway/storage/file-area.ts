@@ -2,9 +2,10 @@ import { createReadStream, createWriteStream, fdatasync, type ReadStream, type W
 import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, copyFile, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KuraError } from '../errors.js';
+import { sendRange } from './send-range.js';
 import { SpaceMeter, type SpaceGuard } from './space-meter.js';
 
 export type EntryType = 'file' | 'collection';
@@ -103,6 +104,11 @@ export class FileArea {
   /** A stream of the file's bytes from start to end inclusive. */
   openRead(segs: readonly string[], start?: number, end?: number): ReadStream {
     return createReadStream(this.abs(segs), { start, end, highWaterMark: 1 << 20 });
+  }
+
+  /** Writes the file's bytes from start to end inclusive into out (a response), without ending it: see send-range.ts. */
+  sendRange(segs: readonly string[], start: number, end: number, out: Writable): Promise<void> {
+    return sendRange(this.abs(segs), start, end, out);
   }
 
   /**

@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream/promises';
 import { isNotModified, requestedRange } from '../../../browse/http.js';
 import { KuraError } from '../../errors.js';
 import { hrefOf, listResources, statResource, type DavContext, type Resource } from '../context.js';
@@ -53,7 +52,16 @@ export async function get(ctx: DavContext): Promise<void> {
     res.end();
     return;
   }
-  await pipeline(area.openRead(r.path.slice(1), start, end), res);
+  try {
+    await area.sendRange(r.path.slice(1), start, end, res);
+  } catch (err) {
+    // Before the first byte the error still gets its status; after it, the status line and length are
+    // gone, and a file that cannot be read to the end cuts the response.
+    if (!res.headersSent) throw err;
+    res.destroy(err as Error);
+    return;
+  }
+  res.end();
 }
 
 async function sendListing(ctx: DavContext, r: Resource): Promise<void> {
