@@ -24,6 +24,7 @@ import {
   smallTree,
   startAgent,
   storedPacks,
+  swapTwinBlobs,
   treeFacts,
   waitForFile,
   waitForPacks,
@@ -285,6 +286,28 @@ describe('backup and restore with the real agent against a real gateway', () => 
       [],
       'no temp file left',
     );
+  });
+
+  it('hostile: catches a gateway that serves one genuine blob in place of another, naming both files', async () => {
+    const { user, env } = await newRepo();
+    const src = join(newDir('swapped'), 'album');
+    await smallTree(src, 0);
+    // Two random files under the chunker's minimum: one raw blob each, of the same stored length.
+    await randomFiles(src, 2, 300 << 10, 'twin');
+    await backup(env, [src]);
+    await swapTwinBlobs(gw, user);
+    const target = newDir('swapped-target');
+    const r = await agent(env, ['restore', 'latest', '--target', target]);
+    assert.equal(r.code, 3, `exit code 3:\n${r.stdout}\n${r.stderr}`);
+    const named = (r.stderr.match(/^NOT restored: .*$/gm) ?? []).sort();
+    assert.equal(named.length, 2, `both files are named:\n${r.stderr}`);
+    assert.match(named[0]!, /^NOT restored: album\/twin_0\.bin: .*is not the blob of this id/);
+    assert.match(named[1]!, /^NOT restored: album\/twin_1\.bin: /);
+    for (const name of ['twin_0.bin', 'twin_1.bin'])
+      assert.equal(await lstat(join(target, 'album', name)).catch(() => null), null, `no ${name}`);
+    assert.deepEqual(diffTrees(await treeFacts(src), await treeFacts(join(target, 'album')), ['twin_0.bin', 'twin_1.bin']), []);
+    const check = await agent(env, ['check', '--read-data']);
+    assert.notEqual(check.code, 0, `kura check --read-data finds them too:\n${check.stdout}`);
   });
 
   it('fails a backup over quota with 507 quota-exceeded, and the usage counter equals the bytes on disk', async () => {

@@ -294,6 +294,27 @@ export async function corruptBiggestPack(gw: TestGateway, user: TestUser): Promi
   return { pack: pack.path, blob: blob.id };
 }
 
+/**
+ * Plays a gateway that serves one genuine blob in place of another: in a stored pack, the bytes of
+ * two data blobs of the same stored length change places on disk (the index still lists each at its
+ * old offset). Returns their ids; throws when no pack holds such a pair.
+ */
+export async function swapTwinBlobs(gw: TestGateway, user: TestUser): Promise<[string, string]> {
+  for (const pack of await storedPacks(gw, user)) {
+    const bytes = await readFile(pack.path);
+    const data = parsePack(bytes).entries.filter((e) => e.type === 'data');
+    const a = data.find((e) => data.some((f) => f !== e && f.length === e.length));
+    const b = a && data.find((f) => f !== a && f.length === a.length);
+    if (!a || !b) continue;
+    const first = Buffer.from(bytes.subarray(a.offset, a.offset + a.length));
+    bytes.copy(bytes, a.offset, b.offset, b.offset + b.length);
+    first.copy(bytes, b.offset);
+    await writeFile(pack.path, bytes);
+    return [a.id, b.id];
+  }
+  throw new Error('no pack holds two data blobs of the same length');
+}
+
 /** A gateway of its own, a temp folder, and one user whose repository (encrypted unless opts.plaintext) is initialised; the tiny dataset at <work>/data. */
 export interface AgentFixture {
   gw: TestGateway;
