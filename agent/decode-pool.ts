@@ -110,8 +110,9 @@ interface Slot {
 }
 
 /**
- * Restore's counterpart of EncodePool: blob decoding (AES-GCM open bound to the blob id, zstd, or the id check of version 1 and plaintext repositories) and the file writes
- * on worker threads, so the main thread only talks HTTP and keeps the books. Fetched bytes go into
+ * Restore's counterpart of EncodePool: blob decoding (AES-GCM open bound to the blob id, zstd; the
+ * id check for version 1 and plaintext repositories) and the file writes on worker threads, so the
+ * main thread only talks HTTP and keeps the books. Fetched bytes go into
  * the cells of one SharedArrayBuffer that the workers read in place: memory stays fixed, and neither
  * thread allocates (and garbage-collects) a buffer per request.
  */
