@@ -29,9 +29,14 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   private readonly seen = new WeakMap<Socket, { read: number; written: number }>();
+  /** The hosts' statuses of the scrape in progress, shared by the two gauges that read them. */
+  private statuses: ReturnType<typeof hostStatuses> | null = null;
 
   constructor(policy: Policy) {
     const registers = [this.registry];
+    // prom-client collects every metric of a scrape at once: the first gauge to ask starts the read,
+    // the other gets the same answer, and the next scrape reads afresh.
+    const statuses = () => (this.statuses ??= hostStatuses(policy).finally(() => setImmediate(() => (this.statuses = null))));
     new Gauge({
       name: 'kura_user_used_bytes',
       help: "Bytes stored in each user's area",
@@ -62,8 +67,7 @@ export class GatewayMetrics {
       registers,
       async collect(this: Gauge<'user' | 'host'>) {
         this.reset();
-        for (const h of await hostStatuses(policy))
-          if (h.lastSuccess) this.set({ user: h.user, host: h.host }, Date.parse(h.lastSuccess) / 1000);
+        for (const h of await statuses()) if (h.lastSuccess) this.set({ user: h.user, host: h.host }, Date.parse(h.lastSuccess) / 1000);
       },
     });
     new Gauge({
@@ -74,7 +78,7 @@ export class GatewayMetrics {
       async collect(this: Gauge<'user' | 'host'>) {
         this.reset();
         // The same per-host counts the dashboard uses (hosts known only from the log have none).
-        for (const h of await hostStatuses(policy)) if (h.snapshots > 0) this.set({ user: h.user, host: h.host }, h.snapshots);
+        for (const h of await statuses()) if (h.snapshots > 0) this.set({ user: h.user, host: h.host }, h.snapshots);
       },
     });
   }
