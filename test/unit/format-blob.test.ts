@@ -71,6 +71,20 @@ describe('format: blob encoding', () => {
     assert.deepEqual(stored.subarray(1), noise);
   });
 
+  it('compresses a chunk that starts random and ends in text, and one with text only in its middle', () => {
+    const codec = new BlobCodec(null);
+    const textPart = text().subarray(0, 512 << 10);
+    for (const plain of [
+      Buffer.concat([randomBytes(700 << 10), textPart]),
+      Buffer.concat([randomBytes(400 << 10), textPart, randomBytes(400 << 10)]),
+    ]) {
+      const stored = codec.encode(plain);
+      assert.equal(stored[0], 1, 'stored compressed');
+      assert.ok(stored.length < plain.length - 256 * 1024, `the text half should shrink, stored ${stored.length} of ${plain.length}`);
+      assert.deepEqual(codec.decode(stored, codec.id(plain), plain.length), plain);
+    }
+  });
+
   it('leaves tiny blobs raw and adds exactly nonce and tag when encrypting raw data', () => {
     assert.equal(new BlobCodec(null).encode(Buffer.from('aaaaaaaaaaaa'))[0], 0);
     const noise = randomBytes(70_000);
