@@ -5,10 +5,17 @@
  *
  * The algorithm, per chunk: skip the first `min` bytes without hashing; roll a 32-bit gear hash
  * `h = (h << 1) + GEAR[byte]` over the following bytes; cut after the first byte where the hash's
- * top bits are all zero. Normalized chunking (level 2) uses two masks: a strict one (log2(avg) + 2
- * bits) up to `avg` bytes, a loose one (log2(avg) - 2 bits) after it, which narrows the spread of
- * chunk sizes around `avg`; a chunk never exceeds `max`. With the defaults, chunks of random data
- * average about 1.2 MiB.
+ * top bits are all zero; a chunk never exceeds `max`.
+ * - Normalization level 0 (new repositories) uses one mask of log2(avg - min) bits, so chunks
+ *   average `avg`. With the defaults (384 KiB, 896 KiB, 4 MiB) they average 0.97 MiB on the
+ *   benchmark's large files.
+ * - Levels 1 to 3 (level 2 in repositories made before the config named a level) use a strict mask
+ *   of log2(avg) + level bits up to `avg` bytes and a loose one of log2(avg) - level bits after it,
+ *   which narrows the spread of chunk sizes around `avg`. But after an insertion a chunk starts
+ *   elsewhere, and an old cut made under the loose mask no longer qualifies under the strict one: a
+ *   1 MiB insertion into the benchmark's large files made 3.4 MiB of new chunks on average at
+ *   level 2 (256 KiB, 1 MiB, 4 MiB; 1.17 MiB chunks) and 2.45 MiB at level 0 with the defaults,
+ *   over 600 random insertions.
  *
  * The gear table, the masks and the cut rule are part of the backup format: changing any of them
  * changes every chunk boundary (the golden test in test/unit/agent-chunker.test.ts pins them).
@@ -19,19 +26,20 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import type { ChunkerParams } from '../format/index.js';
+import { DEFAULT_CHUNKER, type ChunkerParams } from '../format/index.js';
 
 /**
- * min: smallest chunk (except a file's last), whose bytes are never hashed; avg: target size, whose
- * log2 sets the mask widths; max: a cut is forced here. The type is the format's: the parameters are
- * fixed per repository in its config.
+ * min: smallest chunk (except a file's last), whose bytes are never hashed; avg: target size, which
+ * sets the mask widths; max: a cut is forced here; normalization: the level (see above). The type is
+ * the format's: the parameters are fixed per repository in its config.
  */
 export type { ChunkerParams };
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
-export const DEFAULT_CHUNKER: ChunkerParams = Object.freeze({ min: 256 * KIB, avg: MIB, max: 4 * MIB });
+/** The parameters of new repositories (the format's). */
+export { DEFAULT_CHUNKER };
 
 /** Which scan loop runs: both cut at the same places; 'js' exists for tests and the benchmark. */
 export type GearKernel = 'wasm' | 'js';
@@ -40,8 +48,8 @@ export interface ChunkOptions {
   kernel?: GearKernel;
 }
 
-/** Normalization level: the strict mask has 2 bits more than log2(avg), the loose one 2 fewer. */
-const NORMALIZATION = 2;
+/** The normalization level of a config without one (the repositories made before the field). */
+const LEGACY_NORMALIZATION = 2;
 /** Bytes handed to a kernel per call; a cut wastes at most this much copying. */
 const BLOCK = 64 * KIB;
 /** Pieces smaller than this are gathered before chunking, so 1-byte writes cost no more than big ones. */
@@ -85,9 +93,17 @@ function prepare(params: ChunkerParams): Masks {
   if (min < 64 || min > avg || avg > max || max > 1024 * MIB) {
     throw new RangeError(`chunker sizes must satisfy 64 <= min <= avg <= max <= 1 GiB, got ${min}/${avg}/${max}`);
   }
+  const level = params.normalization ?? LEGACY_NORMALIZATION;
+  if (!Number.isInteger(level) || level < 0 || level > 3) throw new RangeError(`chunker normalization must be 0, 1, 2 or 3, got ${level}`);
+  if (level === 0) {
+    // One mask past min: a cut every 2^bits bytes on average, so chunks average min + 2^bits = avg.
+    const bits = Math.round(Math.log2(avg - min));
+    if (!(bits >= 8 && bits <= 28)) throw new RangeError(`chunker avg - min must be between 256 B and 256 MiB, got ${avg - min}`);
+    return { strict: topBits(bits), loose: topBits(bits) };
+  }
   const bits = Math.round(Math.log2(avg));
   if (bits < 8 || bits > 28) throw new RangeError(`chunker avg must be between 256 B and 256 MiB, got ${avg}`);
-  return { strict: topBits(bits + NORMALIZATION), loose: topBits(bits - NORMALIZATION) };
+  return { strict: topBits(bits + level), loose: topBits(bits - level) };
 }
 
 /** A gear-hash scan loop working on its own block of memory. */

@@ -59,7 +59,13 @@ describe('FastCDC chunker', () => {
 
   it('cuts the same bytes at the same places every time (golden boundaries pin the format)', () => {
     const golden = chunkBuffer(seededBytes('kura chunker golden', 8 * MIB));
-    assert.deepEqual(lengths(golden), [934650, 1075067, 1139023, 861497, 1145296, 388010, 582119, 1391664, 441240, 430042]);
+    assert.deepEqual(
+      lengths(golden),
+      [419611, 515039, 491557, 583510, 1139023, 751969, 410312, 402419, 511500, 900722, 470820, 920844, 441240, 430042],
+    );
+    // Repositories made before the config named a normalization level chunk at level 2.
+    const legacy = chunkBuffer(seededBytes('kura chunker golden', 8 * MIB), { min: 256 * 1024, avg: MIB, max: 4 * MIB });
+    assert.deepEqual(lengths(legacy), [934650, 1075067, 1139023, 861497, 1145296, 388010, 582119, 1391664, 441240, 430042]);
     const small = lengths(chunkBuffer(seededBytes('kura chunker golden small', 256 * 1024), SMALL));
     assert.equal(small.length, 30);
     assert.deepEqual(small.slice(0, 8), [9067, 6279, 14804, 8611, 8662, 6848, 10445, 12501]);
@@ -103,6 +109,24 @@ describe('FastCDC chunker', () => {
       const streamed = await collect(chunkStream(inPieces(data32, pieceSizes(lo, lo, hi))));
       assert.deepEqual(lengths(streamed), lengths(chunkBuffer(data32)), `pieces of ${lo}..${hi}`);
     }
+  });
+
+  it('finds its old cuts again soon after a 1 MiB insertion (level 0), sooner than level 2 does', () => {
+    const legacy: ChunkerParams = { min: 256 * 1024, avg: MIB, max: 4 * MIB };
+    const newBytes = (params: ChunkerParams): number => {
+      const before = new Set(chunkBuffer(data32, params).map(sha256));
+      let total = 0;
+      for (let k = 1; k <= 12; k++) {
+        const at = Math.floor((data32.length * k) / 13) + 4321 * k;
+        const changed = Buffer.concat([data32.subarray(0, at), seededBytes(`insert ${k}`, MIB), data32.subarray(at)]);
+        for (const c of chunkBuffer(changed, params)) if (!before.has(sha256(c))) total += c.length;
+      }
+      return total / 12;
+    };
+    const level0 = newBytes(DEFAULT_CHUNKER);
+    // The insertion itself, the chunk it lands in (about 1.3 MiB when weighted by size), a little more.
+    assert.ok(level0 < 2.8 * MIB, `level 0: ${(level0 / MIB).toFixed(2)} MiB of new chunks per 1 MiB inserted`);
+    assert.ok(level0 < newBytes(legacy), 'level 0 stores less than level 2 after an insertion');
   });
 
   it('cuts identically with the wasm kernel and the TypeScript reference kernel', () => {
@@ -153,6 +177,9 @@ describe('FastCDC chunker', () => {
       { min: 2048, avg: 8192, max: 4096 },
       { min: 2048, avg: 8192.5, max: 32768 },
       { min: 2 * 1024 * MIB, avg: 2 * 1024 * MIB, max: 2 * 1024 * MIB },
+      { min: 2048, avg: 8192, max: 32768, normalization: 4 },
+      { min: 2048, avg: 8192, max: 32768, normalization: 1.5 },
+      { min: 8192, avg: 8200, max: 32768, normalization: 0 },
     ]) {
       assert.throws(() => chunkBuffer(Buffer.alloc(1), bad), RangeError, JSON.stringify(bad));
     }
