@@ -37,6 +37,17 @@ describe('format: repository config', () => {
     assert.throws(() => decodeConfig(Buffer.from(text)), badRecord);
   });
 
+  it('keeps the normalization level of new repositories, leaves it out for older ones, and refuses one out of range', () => {
+    assert.equal(decodeConfig(encodeConfig({ encrypted: true })).chunker.normalization, 0);
+    const older = encodeConfig({ encrypted: true, chunker: { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 } });
+    assert.ok(!older.toString('utf8').includes('normalization'));
+    assert.equal(decodeConfig(older).chunker.normalization, undefined);
+    for (const level of ['4', '-1', '1.5', '"0"']) {
+      const text = encodeConfig({ encrypted: true }).toString('utf8').replace('"normalization":0', `"normalization":${level}`);
+      assert.throws(() => decodeConfig(Buffer.from(text)), badRecord, level);
+    }
+  });
+
   it('refuses other versions, unknown fields, local times and non-JSON', () => {
     const good = JSON.parse(encodeConfig({ encrypted: true }).toString('utf8')) as Record<string, unknown>;
     for (const v of [
