@@ -138,8 +138,8 @@ export async function copyDataset(from: string, to: string): Promise<void> {
 }
 
 /** The generator's "day of changes"; the same seed and round give the same changes on every copy. */
-export async function mutateDataset(generator: string, dir: string): Promise<Mutation> {
-  const out = lastJson(await runToEnd(process.execPath, [generator, 'mutate', dir, '--seed', '1', '--round', '1']));
+export async function mutateDataset(generator: string, dir: string, round = 1): Promise<Mutation> {
+  const out = lastJson(await runToEnd(process.execPath, [generator, 'mutate', dir, '--seed', '1', '--round', String(round)]));
   return { files: Number(out.files), bytes: Number(out.bytes), changedBytes: Number(out.changedBytes) };
 }
 

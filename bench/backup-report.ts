@@ -37,6 +37,24 @@ export interface RunResult {
   resticPackBytes: number;
   /** Each restore, round by round (Kura first in odd rounds); the restore row holds the fastest. */
   restoreTimes: { kura: Op[]; restic: Op[] };
+  /** Days 2 and later: another mutation round, then both incrementals (day 1 is the table's). */
+  laterDays: LaterDay[];
+}
+
+/** One more day of changes (the generator's mutation round `day`) and each tool's incremental after it. */
+export interface LaterDay {
+  day: number;
+  mutation: Mutation;
+  kura: Op;
+  restic: Op;
+}
+
+/** The incrementals of every day together: day 1's changes plus the later days'. */
+interface Days {
+  days: number;
+  changedBytes: number;
+  kura: { seconds: number; stored: number };
+  restic: { seconds: number; stored: number };
 }
 
 const OPERATIONS = ['initial', 'incremental', 'restore'] as const;
@@ -92,6 +110,8 @@ export interface Report {
   packBytesOnDisk: { kura: number; restic: number };
   restoreVerified: { kura: Verification; restic: Verification };
   restoreTimes: { kura: Op[]; restic: Op[] };
+  laterDays: LaterDay[];
+  allDays: Days;
   /** Each operation's figures as measured (the restore: each tool's fastest round). */
   ops: { operation: (typeof OPERATIONS)[number]; kura: Op; restic: Op }[];
   /** The machine's 1-minute load average at the start, its highest during the run (every 5 s), and at the end. */
@@ -143,9 +163,40 @@ export function buildReport(scale: Scale, r: RunResult, load: LoadAverage): Repo
     packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
     restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
     restoreTimes: r.restoreTimes,
+    laterDays: r.laterDays,
+    allDays: allDays(r),
     ops: OPERATIONS.map((operation) => ({ operation, kura: r.kura[operation], restic: r.restic[operation] })),
     loadAverage: load,
   };
+}
+
+function allDays(r: RunResult): Days {
+  const sum = (ops: Op[]) => ({ seconds: ops.reduce((n, o) => n + o.seconds, 0), stored: ops.reduce((n, o) => n + o.stored, 0) });
+  return {
+    days: 1 + r.laterDays.length,
+    changedBytes: r.mutation.changedBytes + r.laterDays.reduce((n, d) => n + d.mutation.changedBytes, 0),
+    kura: sum([r.kura.incremental, ...r.laterDays.map((d) => d.kura)]),
+    restic: sum([r.restic.incremental, ...r.laterDays.map((d) => d.restic)]),
+  };
+}
+
+/** The later days' lines, and the sum over every day; nothing with a single day. */
+function dayLines(r: Report): string[] {
+  if (r.laterDays.length === 0) return [];
+  const a = r.allDays;
+  const ratio = (k: number, s: number) => (s > 0 ? (k / s).toFixed(2) : 'n/a');
+  return [
+    "Later days (the generator's mutation round N, then both incrementals; day 1 is the table's incremental):",
+    ...r.laterDays.map(
+      (d) =>
+        `  day ${d.day}: ${mb(d.mutation.changedBytes)} MB changed; Kura ${d.kura.seconds.toFixed(1)} s, ${mb(d.kura.stored)} MB stored; ` +
+        `restic ${d.restic.seconds.toFixed(1)} s, ${mb(d.restic.stored)} MB stored (K/r time ${ratio(d.kura.seconds, d.restic.seconds)}, ` +
+        `stored ${ratio(d.kura.stored, d.restic.stored)})`,
+    ),
+    `  all ${a.days} days: ${mb(a.changedBytes)} MB changed; Kura ${a.kura.seconds.toFixed(1)} s, ${mb(a.kura.stored)} MB stored; ` +
+      `restic ${a.restic.seconds.toFixed(1)} s, ${mb(a.restic.stored)} MB stored (K/r time ${ratio(a.kura.seconds, a.restic.seconds)}, ` +
+      `stored ${ratio(a.kura.stored, a.restic.stored)})`,
+  ];
 }
 
 export const mb = (bytes: number) => (bytes / MB).toFixed(1);
@@ -197,6 +248,7 @@ export function printReport(r: Report): void {
     ...r.ops.map((o) => `  ${o.operation}: Kura ${opFigures(o.kura)}; restic ${opFigures(o.restic)}`),
     `Restores, round by round (Kura first in odd rounds, restic first in even ones; the table has the fastest): ` +
       `Kura ${opList(r.restoreTimes.kura)}; restic ${opList(r.restoreTimes.restic)}`,
+    ...dayLines(r),
     `Pack bytes on disk at the end: Kura ${mb(r.packBytesOnDisk.kura)} MB, restic ${mb(r.packBytesOnDisk.restic)} MB`,
     `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +
       `restic ${v.restic.files} files / ${mb(v.restic.bytes)} MB (${v.restic.sampled} hashed)`,

@@ -25,7 +25,7 @@ import {
   type Mutation,
   type Scale,
 } from './backup-dataset.js';
-import { buildReport, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
+import { buildReport, type LaterDay, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
 import { cpuSecondsOf, nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -43,6 +43,8 @@ interface Options {
   gatewayNodeArgs: string[];
   /** Restores per tool, alternating which tool goes first; the fastest counts. */
   restoreRounds: number;
+  /** Days of changes: day 1 is the incremental of the table, later days are printed below it. */
+  days: number;
 }
 
 function progress(line: string): void {
@@ -58,12 +60,15 @@ function readOptions(): Options {
       'agent-node-args': { type: 'string' },
       'gateway-node-args': { type: 'string' },
       'restore-rounds': { type: 'string', default: '2' },
+      days: { type: 'string', default: '3' },
     },
   });
   const scale = values.scale;
   if (scale !== 'default' && scale !== 'small' && scale !== 'tiny') throw new Error('--scale takes default, small or tiny');
   const restoreRounds = Number(values['restore-rounds']);
   if (!Number.isInteger(restoreRounds) || restoreRounds < 1 || restoreRounds > 4) throw new Error('--restore-rounds takes 1 to 4');
+  const days = Number(values.days);
+  if (!Number.isInteger(days) || days < 1 || days > 7) throw new Error('--days takes 1 to 7');
   return {
     scale,
     json: values.json,
@@ -71,6 +76,7 @@ function readOptions(): Options {
     agentNodeArgs: nodeFlags(values['agent-node-args']),
     gatewayNodeArgs: nodeFlags(values['gateway-node-args']),
     restoreRounds,
+    days,
   };
 }
 
@@ -212,9 +218,9 @@ async function makeSources(workDir: string, pristine: Dataset): Promise<Sources>
   return sources;
 }
 
-async function mutateBoth(generator: string, sources: Sources): Promise<Mutation> {
-  const kura = await mutateDataset(generator, sources.kura);
-  const restic = await mutateDataset(generator, sources.restic);
+async function mutateBoth(generator: string, sources: Sources, day: number): Promise<Mutation> {
+  const kura = await mutateDataset(generator, sources.kura, day);
+  const restic = await mutateDataset(generator, sources.restic, day);
   if (kura.changedBytes !== restic.changedBytes || kura.bytes !== restic.bytes || kura.files !== restic.files) {
     throw new Error(`the two copies were mutated differently: ${JSON.stringify({ kura, restic })}`);
   }
@@ -283,11 +289,20 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
     const kInitial = await step('Kura initial backup', () => kura.backup(sources.kura));
     await settle();
     const rInitial = await step('restic initial backup', () => restic.backup(sources.restic));
-    const mutation = await step('mutating both copies', () => mutateBoth(opts.generator, sources));
+    const mutation = await step('mutating both copies', () => mutateBoth(opts.generator, sources, 1));
     await settle();
     const kIncr = await step('Kura incremental backup', () => kura.backup(sources.kura));
     await settle();
     const rIncr = await step('restic incremental backup', () => restic.backup(sources.restic));
+    const laterDays: LaterDay[] = [];
+    for (let day = 2; day <= opts.days; day++) {
+      const changed = await step(`day ${day}: mutating both copies`, () => mutateBoth(opts.generator, sources, day));
+      await settle();
+      const k = await step(`day ${day}: Kura incremental backup`, () => kura.backup(sources.kura));
+      await settle();
+      const r = await step(`day ${day}: restic incremental backup`, () => restic.backup(sources.restic));
+      laterDays.push({ day, mutation: changed, kura: k, restic: r });
+    }
     const {
       kura: kRestore,
       restic: rRestore,
@@ -301,6 +316,7 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
       gatewayPeakRssMB: await kura.server.rss.finish(),
       gatewayPackBytes: await kura.packBytes(),
       restoreTimes,
+      laterDays,
       resticPackBytes: await restic.packBytes(),
     };
   } finally {
