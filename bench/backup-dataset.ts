@@ -5,12 +5,20 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export type Scale = 'default' | 'small' | 'tiny';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The shared generator beside the checkout, or the pinned copy in bench/ when a clone stands alone. */
+export const DEFAULT_GENERATOR = [
+  resolve(HERE, '../../../shared/bench/gen-dataset.mjs'),
+  resolve(HERE, '../../bench/gen-dataset.mjs'),
+].find((p) => existsSync(p))!;
 
 export interface Dataset {
   dir: string;

@@ -8,7 +8,6 @@
  *                             ["--agent-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"] [--restore-rounds N]
  */
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -17,6 +16,7 @@ import { parseArgs } from 'node:util';
 import {
   bytesUnder,
   copyDataset,
+  DEFAULT_GENERATOR,
   mutateDataset,
   pristineDataset,
   restoredRoot,
@@ -30,10 +30,6 @@ import { cpuSecondsOf, nodeFlags, runTimed, startServer, stopServer, type Server
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KURA_CLI = resolve(HERE, '../bin/kura.js');
-// The shared generator beside the checkout, or the pinned copy in bench/ when a clone stands alone.
-const DEFAULT_GENERATOR = [resolve(HERE, '../../../shared/bench/gen-dataset.mjs'), resolve(HERE, '../../bench/gen-dataset.mjs')].find((p) =>
-  existsSync(p),
-)!;
 
 interface Options {
   scale: Scale;
