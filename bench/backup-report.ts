@@ -183,19 +183,15 @@ function allDays(r: RunResult): Days {
 /** The later days' lines, and the sum over every day; nothing with a single day. */
 function dayLines(r: Report): string[] {
   if (r.laterDays.length === 0) return [];
-  const a = r.allDays;
   const ratio = (k: number, s: number) => (s > 0 ? (k / s).toFixed(2) : 'n/a');
+  const line = (label: string, changed: number, k: Pick<Op, 'seconds' | 'stored'>, s: Pick<Op, 'seconds' | 'stored'>) =>
+    `  ${label}: ${mb(changed)} MB changed; Kura ${k.seconds.toFixed(1)} s, ${mb(k.stored)} MB stored; ` +
+    `restic ${s.seconds.toFixed(1)} s, ${mb(s.stored)} MB stored (K/r time ${ratio(k.seconds, s.seconds)}, stored ${ratio(k.stored, s.stored)})`;
+  const a = r.allDays;
   return [
     "Later days (the generator's mutation round N, then both incrementals; day 1 is the table's incremental):",
-    ...r.laterDays.map(
-      (d) =>
-        `  day ${d.day}: ${mb(d.mutation.changedBytes)} MB changed; Kura ${d.kura.seconds.toFixed(1)} s, ${mb(d.kura.stored)} MB stored; ` +
-        `restic ${d.restic.seconds.toFixed(1)} s, ${mb(d.restic.stored)} MB stored (K/r time ${ratio(d.kura.seconds, d.restic.seconds)}, ` +
-        `stored ${ratio(d.kura.stored, d.restic.stored)})`,
-    ),
-    `  all ${a.days} days: ${mb(a.changedBytes)} MB changed; Kura ${a.kura.seconds.toFixed(1)} s, ${mb(a.kura.stored)} MB stored; ` +
-      `restic ${a.restic.seconds.toFixed(1)} s, ${mb(a.restic.stored)} MB stored (K/r time ${ratio(a.kura.seconds, a.restic.seconds)}, ` +
-      `stored ${ratio(a.kura.stored, a.restic.stored)})`,
+    ...r.laterDays.map((d) => line(`day ${d.day}`, d.mutation.changedBytes, d.kura, d.restic)),
+    line(`all ${a.days} days`, a.changedBytes, a.kura, a.restic),
   ];
 }
 

@@ -6,7 +6,7 @@
  *
  *   node dist/bench/backup.js [--scale default|small|tiny] [--json]
  *                             ["--agent-node-args=--cpu-prof --cpu-prof-dir=DIR"]
- *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"] [--restore-rounds N]
+ *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"] [--restore-rounds N] [--days N]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
