@@ -38,11 +38,11 @@ export interface RunResult {
   /** Each restore, round by round (Kura first in odd rounds); the restore row holds the fastest. */
   restoreTimes: { kura: Op[]; restic: Op[] };
   /** Days 2 and later: another mutation round, then both incrementals (day 1 is the table's). */
-  laterDays: LaterDay[];
+  laterDays: DayOfChanges[];
 }
 
-/** One more day of changes (the generator's mutation round `day`) and each tool's incremental after it. */
-export interface LaterDay {
+/** A day of changes (the generator's mutation round `day`) and each tool's incremental after it. */
+export interface DayOfChanges {
   day: number;
   mutation: Mutation;
   kura: Op;
@@ -110,7 +110,7 @@ export interface Report {
   packBytesOnDisk: { kura: number; restic: number };
   restoreVerified: { kura: Verification; restic: Verification };
   restoreTimes: { kura: Op[]; restic: Op[] };
-  laterDays: LaterDay[];
+  laterDays: DayOfChanges[];
   allDays: Days;
   /** Each operation's figures as measured (the restore: each tool's fastest round). */
   ops: { operation: (typeof OPERATIONS)[number]; kura: Op; restic: Op }[];

@@ -25,7 +25,7 @@ import {
   type Mutation,
   type Scale,
 } from './backup-dataset.js';
-import { buildReport, type LaterDay, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
+import { buildReport, type DayOfChanges, mb, printReport, watchLoad, type Op, type RunResult } from './backup-report.js';
 import { cpuSecondsOf, nodeFlags, runTimed, startServer, stopServer, type Server, type TimedRun } from './procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -142,20 +142,23 @@ class KuraRun {
     return sizes.reduce((a, b) => a + b, 0);
   }
 
+  /** A CLI run, and the gateway's CPU seconds meanwhile. */
+  private async cliWithGateway(args: string[]): Promise<{ run: TimedRun; gatewayCpu: number }> {
+    const before = await cpuSecondsOf(this.server.child.pid);
+    const run = await this.cli(args);
+    return { run, gatewayCpu: (await cpuSecondsOf(this.server.child.pid)) - before };
+  }
+
   async backup(dir: string): Promise<Op> {
     const before = await this.packBytes();
-    const gw = await cpuSecondsOf(this.server.child.pid);
-    const run = await this.cli(['backup', dir, '--json']);
-    const gatewayCpu = (await cpuSecondsOf(this.server.child.pid)) - gw;
+    const { run, gatewayCpu } = await this.cliWithGateway(['backup', dir, '--json']);
     const summary = eventOf(run.stdout, 'event', 'summary');
     const stored = (await this.packBytes()) - before;
     return { seconds: run.seconds, bytes: Number(summary.bytesUploaded), stored, peakRssMB: run.peakRssMB, cpu: run.cpu, gatewayCpu };
   }
 
   async restore(target: string): Promise<Op> {
-    const gw = await cpuSecondsOf(this.server.child.pid);
-    const run = await this.cli(['restore', 'latest', '--target', target, '--json']);
-    const gatewayCpu = (await cpuSecondsOf(this.server.child.pid)) - gw;
+    const { run, gatewayCpu } = await this.cliWithGateway(['restore', 'latest', '--target', target, '--json']);
     const summary = eventOf(run.stdout, 'event', 'summary');
     const failed = summary.failed;
     if (Array.isArray(failed) && failed.length > 0) throw new Error(`Kura restore failed files: ${JSON.stringify(failed.slice(0, 5))}`);
@@ -285,20 +288,17 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
     const kInitial = await step('Kura initial backup', () => kura.backup(sources.kura));
     await settle();
     const rInitial = await step('restic initial backup', () => restic.backup(sources.restic));
-    const mutation = await step('mutating both copies', () => mutateBoth(opts.generator, sources, 1));
-    await settle();
-    const kIncr = await step('Kura incremental backup', () => kura.backup(sources.kura));
-    await settle();
-    const rIncr = await step('restic incremental backup', () => restic.backup(sources.restic));
-    const laterDays: LaterDay[] = [];
-    for (let day = 2; day <= opts.days; day++) {
-      const changed = await step(`day ${day}: mutating both copies`, () => mutateBoth(opts.generator, sources, day));
+    // Day 1 is the table's incremental; the later days are printed below it.
+    const days: DayOfChanges[] = [];
+    for (let day = 1; day <= opts.days; day++) {
+      const mutation = await step(`day ${day}: mutating both copies`, () => mutateBoth(opts.generator, sources, day));
       await settle();
       const k = await step(`day ${day}: Kura incremental backup`, () => kura.backup(sources.kura));
       await settle();
       const r = await step(`day ${day}: restic incremental backup`, () => restic.backup(sources.restic));
-      laterDays.push({ day, mutation: changed, kura: k, restic: r });
+      days.push({ day, mutation, kura: k, restic: r });
     }
+    const [{ mutation, kura: kIncr, restic: rIncr }, ...laterDays] = days as [DayOfChanges, ...DayOfChanges[]];
     const {
       kura: kRestore,
       restic: rRestore,
