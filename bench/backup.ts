@@ -55,7 +55,7 @@ function readOptions(): Options {
       generator: { type: 'string', default: process.env.KURA_BENCH_GENERATOR ?? DEFAULT_GENERATOR },
       'agent-node-args': { type: 'string' },
       'gateway-node-args': { type: 'string' },
-      'restore-rounds': { type: 'string', default: '3' },
+      'restore-rounds': { type: 'string', default: '4' },
       days: { type: 'string', default: '3' },
     },
   });
