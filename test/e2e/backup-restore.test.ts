@@ -43,8 +43,10 @@ const PASSPHRASE = 'correct horse battery staple';
  * on average over 600 insertions into these files (level 2, the old chunker: 2.42 MiB; measured with
  * `node dist/bench/chunk-insertions.js --scale tiny`). So
  * about 2× to 2.4× is the expected cost, and which of the two these two insertions land at is luck:
- * 2.27× with the level 0 chunker (seed 1, round 1), 2.008× with level 2. 2.5× still proves that only
- * the changed neighbourhoods travel: re-sending the two edited files whole would be over 8×.
+ * 2.27× with the level 0 chunker (seed 1, round 1), 2.008× with level 2. restic (0.14, whose chunker
+ * polynomial is drawn at `init`) stored 1.77× to 2.74× for the same mutation over six fresh
+ * repositories, 2.29× on average. 2.5× still proves that only the changed neighbourhoods travel:
+ * re-sending the two edited files whole would be over 8×.
  */
 const INCREMENTAL_LIMIT = 2.5;
 
