@@ -85,6 +85,21 @@ describe('format: blob encoding', () => {
     }
   });
 
+  it('compresses small text blobs up to 64 KiB whole and keeps small random ones raw', () => {
+    const codec = new BlobCodec(null);
+    for (const size of [2000, 16 << 10, (16 << 10) + 1, 40 << 10, 64 << 10]) {
+      const plain = text().subarray(0, size);
+      const stored = codec.encode(plain);
+      assert.equal(stored[0], 1, `${size} bytes of text stored compressed`);
+      assert.ok(stored.length < size * 0.6, `${size} bytes of text stored in ${stored.length}`);
+      assert.deepEqual(codec.decode(stored, codec.id(plain), size), plain);
+      const noise = randomBytes(size);
+      assert.equal(codec.encode(noise)[0], 0, `${size} random bytes stored raw`);
+    }
+    const tail = Buffer.concat([randomBytes(44 << 10), text().subarray(0, 20 << 10)]);
+    assert.equal(codec.encode(tail)[0], 1, 'a 64 KiB blob with text in its last 20 KiB is compressed');
+  });
+
   it('leaves tiny blobs raw and adds exactly nonce and tag when encrypting raw data', () => {
     assert.equal(new BlobCodec(null).encode(Buffer.from('aaaaaaaaaaaa'))[0], 0);
     const noise = randomBytes(70_000);
