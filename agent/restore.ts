@@ -90,7 +90,9 @@ interface Work {
  * interrupted restore resumes. A damaged blob fails only the files that use it, which are named.
  * Decoding and file writes run on worker threads (DecodePool); this thread fetches and keeps count.
  */
-export async function runRestore(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions): Promise<RestoreCounts> {
+export async function runRestore(repo: Repository, snapshot: SnapshotInfo, given: RestoreOptions): Promise<RestoreCounts> {
+  // '/' or '' asks for everything, like no path at all.
+  const opts = { ...given, paths: given.paths.map(normalPath).filter((p) => p !== '') };
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [], baseline: 0 };
   const workers = defaultWorkers();
   // Fetched bytes in flight: one run per fetcher, plus one queued per extra worker.
@@ -115,12 +117,21 @@ async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreO
   const [index, cache] = await Promise.all([repo.index(), opts.treeCache ? TreeCache.load(opts.treeCache) : null]);
   const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec, cache));
   const root = repo.body(snapshot).tree;
-  await trees.preload(root);
+  const wanted = (rel: string) => selected(rel, opts.paths);
+  await trees.preload(root, wanted);
+  const layout: Layout = { dirs: [], links: [], files: [] };
+  const asked = new Set(opts.paths);
+  await walk(trees, root, '', wanted, (rel, entry) => {
+    asked.delete(rel);
+    place(layout, opts, rel, entry, counts);
+  });
+  if (asked.size > 0) {
+    const list = [...asked].map((p) => JSON.stringify(p)).join(', ');
+    throw new Error(`not in snapshot ${snapshot.id.slice(0, 12)}: ${list} (paths start with the backed-up folder's name; see kura ls)`);
+  }
   // Into a folder that did not exist, nothing can be restored already: skip the per-file checks.
   const fresh = !(await lstat(opts.target).catch(() => null));
   await mkdir(opts.target, { recursive: true });
-  const layout: Layout = { dirs: [], links: [], files: [] };
-  await walk(trees, root, '', (rel, entry) => place(layout, opts, rel, entry, counts));
   // The folders are made on a worker while this thread plans the transfer.
   const setup = pool.run({ kind: 'setup', mkdirs: layout.dirs.map((d) => d.path), symlinks: layout.links, replace: !fresh, dirMetas: [] });
   const planned = (async () => {
@@ -323,20 +334,33 @@ class Transfer {
   }
 }
 
-async function walk(trees: TreeLoader, id: string | null, prefix: string, visit: (rel: string, e: TreeEntry) => void): Promise<void> {
+/** Visits every entry under id, descending only into the folders `wanted` accepts (as preload did). */
+async function walk(
+  trees: TreeLoader,
+  id: string | null,
+  prefix: string,
+  wanted: (rel: string) => boolean,
+  visit: (rel: string, e: TreeEntry) => void,
+): Promise<void> {
   for (const entry of (await trees.entries(id)).values()) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
     visit(rel, entry);
-    if (entry.type === 'dir' && entry.subtree) await walk(trees, entry.subtree, rel, visit);
+    if (entry.type === 'dir' && entry.subtree && wanted(rel)) await walk(trees, entry.subtree, rel, wanted, visit);
   }
 }
 
+/** Whether rel is one of paths (normal, see normalPath), inside one, or a folder on the way to one; everything without paths. */
 function selected(rel: string, paths: string[]): boolean {
   if (paths.length === 0) return true;
   return paths.some((p) => {
-    const want = p.replace(/^\/+|\/+$/g, '');
-    return rel === want || rel.startsWith(want + '/') || want.startsWith(rel + '/');
+    return rel === p || rel.startsWith(p + '/') || p.startsWith(rel + '/');
   });
+}
+
+/** A path as given on the command line, '/'-separated (as in trees), without leading or trailing slashes. */
+function normalPath(p: string): string {
+  const slashed = sep === '/' ? p : p.split(sep).join('/');
+  return slashed.replace(/^\/+|\/+$/g, '');
 }
 
 /** True when the file at path has the entry's size and mtime and its content hashes to the same blobs. */

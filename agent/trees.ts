@@ -158,15 +158,23 @@ export class TreeLoader {
 
   /**
    * Loads every tree reachable from root in a few bulk requests, level by level, instead of one
-   * request per folder.
+   * request per folder. With `descend`, only the folders whose '/'-separated path (from root) it
+   * accepts are loaded below root: a restore of one folder does not fetch the whole snapshot's trees.
    */
-  async preload(root: string | null): Promise<void> {
-    let level = root ? [root] : [];
+  async preload(root: string | null, descend: (path: string) => boolean = () => true): Promise<void> {
+    let level = root ? [{ id: root, path: '' }] : [];
     while (level.length > 0 && this.blobs) {
-      const missing = level.filter((id) => !this.cache.has(id));
+      const missing = level.filter(({ id }) => !this.cache.has(id)).map(({ id }) => id);
       for (const [id, bytes] of await this.blobs.readMany(new Set(missing))) this.remember(id, bytes);
-      level = level.flatMap((id) => [...this.cache.get(id)!.values()].flatMap((e) => (e.type === 'dir' && e.subtree ? [e.subtree] : [])));
+      level = level.flatMap(({ id, path }) => this.subfolders(id, path).filter((sub) => descend(sub.path)));
     }
+  }
+
+  /** The folders of a loaded tree, with their paths under `path`. */
+  private subfolders(id: string, path: string): { id: string; path: string }[] {
+    return [...this.cache.get(id)!.values()].flatMap((e) =>
+      e.type === 'dir' && e.subtree ? [{ id: e.subtree, path: path ? `${path}/${e.name}` : e.name }] : [],
+    );
   }
 
   async entries(id: string | null): Promise<Map<string, TreeEntry>> {

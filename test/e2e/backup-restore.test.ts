@@ -186,6 +186,26 @@ describe('backup and restore with the real agent against a real gateway', () => 
       await assertSameTree(src, await restoreOk(withKeyFile, 'latest'), 'docs');
     });
 
+    it('restores only the paths asked for, a folder and a file, and refuses a path the snapshot does not hold', async () => {
+      const target = newDir('partial');
+      const r = await agent(env, ['restore', 'latest', 'docs/sub', '/docs/a.txt', '--target', target, '--json']);
+      assert.equal(r.code, 0, `partial restore exits 0:\n${r.stdout}\n${r.stderr}`);
+      assert.deepEqual((await readdir(join(target, 'docs'))).sort(), ['a.txt', 'sub'], 'nothing else of docs/');
+      assert.deepEqual(diffTrees(await treeFacts(join(src, 'sub')), await treeFacts(join(target, 'docs', 'sub'))), []);
+      assert.deepEqual(await readFile(join(target, 'docs', 'a.txt')), await readFile(join(src, 'a.txt')));
+      const summary = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string; restored?: number })
+        .find((e) => e.event === 'summary');
+      assert.equal(summary?.restored, 3, 'a.txt, sub/b.md and sub/deeper/random.bin');
+
+      const untouched = newDir('partial-absent');
+      const absent = await agent(env, ['restore', 'latest', 'docs/sub', 'docs/nope.txt', '--target', untouched]);
+      assertRefusal(absent, /not in snapshot [0-9a-f]{12}: "docs\/nope\.txt"/);
+      assert.equal(await lstat(untouched).catch(() => null), null, 'the target is not even created');
+    });
+
     it('refuses a wrong passphrase with a clear message and writes nothing to the target', async () => {
       const wrong = await agentEnv(gw, user, { passphrase: 'not the passphrase', under: work });
       const target = newDir('wrong-target');

@@ -81,3 +81,62 @@ describe('agent: the local tree cache', () => {
     assert.equal((await TreeCache.load(join(dir, 'missing.bin'))).get(ids[0]!), undefined);
   });
 });
+
+describe('agent: loading trees ahead', () => {
+  /** root → docs/ (→ keep.txt) and media/ (→ big.bin), each tree in its own pack. */
+  function nested() {
+    const file = (name: string): TreeEntry => ({ name, type: 'file', mode: 0o644, mtimeNs: '1', size: 0, content: [] });
+    const dir = (name: string, subtree: string): TreeEntry => ({ name, type: 'dir', mode: 0o755, mtimeNs: '1', size: 0, subtree });
+    const docs = encodeTree([file('keep.txt')]);
+    const media = encodeTree([file('big.bin')]);
+    const ids = { docs: codec.id(docs), media: codec.id(media) } as Record<string, string>;
+    const root = encodeTree([dir('docs', ids.docs!), dir('media', ids.media!)]);
+    ids.root = codec.id(root);
+    const packs = new Map<string, Buffer>();
+    const index = new Map<string, BlobLocation>();
+    for (const [id, plain] of [
+      [ids.root!, root],
+      [ids.docs!, docs],
+      [ids.media!, media],
+    ] as const) {
+      const builder = new PackBuilder();
+      builder.add(id, 'tree', codec.encode(plain), plain.length);
+      const pack = builder.finish();
+      packs.set(pack.id, pack.bytes);
+      for (const e of pack.entries) index.set(e.id, { ...e, pack: pack.id, type: 't' });
+    }
+    const fetched: string[] = [];
+    const remote: Remote = {
+      async getFile(path: string, range?: { start: number; end: number }) {
+        const pack = [...packs].find(([id]) => path.endsWith(id));
+        if (!pack || !range) throw new Error(`unexpected GET ${path}`);
+        fetched.push([...index.values()].find((l) => l.pack === pack[0])!.id);
+        return pack[1].subarray(range.start, range.end + 1);
+      },
+      putFile: async () => undefined,
+      list: async () => [],
+      sizes: async () => new Map(),
+      getIndex: async () => Buffer.alloc(0),
+      remove: () => Promise.reject(new Error('this test deletes nothing')),
+      move: () => Promise.reject(new Error('this test moves nothing')),
+    };
+    return { ids, index, remote, fetched };
+  }
+
+  it('loads only the folders descend accepts, and the rest on demand', async () => {
+    const { ids, index, remote, fetched } = nested();
+    const trees = new TreeLoader(new BlobReader(remote, index, codec));
+    await trees.preload(ids.root!, (path) => path === 'docs');
+    assert.deepEqual(fetched.sort(), [ids.root!, ids.docs!].sort(), 'media/ was not fetched');
+    assert.deepEqual([...(await trees.entries(ids.docs!)).keys()], ['keep.txt']);
+    assert.equal(fetched.length, 2, 'docs/ came from the preload');
+    assert.deepEqual([...(await trees.entries(ids.media!)).keys()], ['big.bin']);
+    assert.equal(fetched.length, 3, 'media/ is fetched when asked for');
+  });
+
+  it('loads every folder without a filter', async () => {
+    const { ids, index, remote, fetched } = nested();
+    await new TreeLoader(new BlobReader(remote, index, codec)).preload(ids.root!);
+    assert.equal(fetched.length, 3);
+  });
+});
