@@ -8,7 +8,6 @@ import { contractStatuses } from '../gateway/policy/records.js';
 import { KuraError } from '../gateway/errors.js';
 import { addAdminCheckCommand } from './check-commands.js';
 import { readJobs } from '../gateway/policy/area-records.js';
-import { certStatus } from '../gateway/policy/certs.js';
 import { OPERATOR_NAME } from '../gateway/policy/operators.js';
 import { jobsJson, jobsTable } from './job-table.js';
 import { fail, report, table, type OutputOptions } from './output.js';
@@ -190,6 +189,8 @@ function addCertCommands(admin: Command): void {
     .action(
       action(async (policy, opts, name?: string) => {
         const certs = await policy.certs.list(name);
+        // Imported here: certs.ts brings the CA code (node-forge), which no other command needs at start.
+        const { certStatus } = await import('../gateway/policy/certs.js');
         report(opts, certs, () =>
           certs.length === 0
             ? 'No certificates.'
