@@ -12,6 +12,19 @@ const codec = new BlobCodec(generateKeys());
 const tree = (name: string): Buffer =>
   encodeTree([{ name, type: 'file', mode: 0o644, mtimeNs: '1', size: 0, content: [] } satisfies TreeEntry]);
 
+/** A Remote that answers GETs with getFile and has nothing else to do in these tests. */
+function readOnlyRemote(getFile: Remote['getFile']): Remote {
+  return {
+    getFile,
+    putFile: async () => undefined,
+    list: async () => [],
+    sizes: async () => new Map(),
+    getIndex: async () => Buffer.alloc(0),
+    remove: () => Promise.reject(new Error('this test deletes nothing')),
+    move: () => Promise.reject(new Error('this test moves nothing')),
+  };
+}
+
 /** A pack of two encrypted trees served by a Remote that counts its ranged GETs. */
 function fixture() {
   const plains = [tree('a'), tree('b')];
@@ -20,19 +33,13 @@ function fixture() {
   plains.forEach((p, i) => builder.add(ids[i]!, 'tree', codec.encode(p), p.length));
   const pack = builder.finish();
   const index = new Map<string, BlobLocation>(pack.entries.map((e) => [e.id, { ...e, pack: pack.id, type: 't' }]));
-  const remote = {
-    gets: 0,
-    async getFile(_path: string, range?: { start: number; end: number }) {
-      this.gets++;
+  const remote = Object.assign(
+    readOnlyRemote(async (_path, range) => {
+      remote.gets++;
       return range ? pack.bytes.subarray(range.start, range.end + 1) : pack.bytes;
-    },
-    putFile: async () => undefined,
-    list: async () => [],
-    sizes: async () => new Map(),
-    getIndex: async () => Buffer.alloc(0),
-    remove: () => Promise.reject(new Error('this test deletes nothing')),
-    move: () => Promise.reject(new Error('this test moves nothing')),
-  } satisfies Remote & { gets: number };
+    }),
+    { gets: 0 },
+  );
   return { ids, index, remote };
 }
 
@@ -106,20 +113,12 @@ describe('agent: loading trees ahead', () => {
       for (const e of pack.entries) index.set(e.id, { ...e, pack: pack.id, type: 't' });
     }
     const fetched: string[] = [];
-    const remote: Remote = {
-      async getFile(path: string, range?: { start: number; end: number }) {
-        const pack = [...packs].find(([id]) => path.endsWith(id));
-        if (!pack || !range) throw new Error(`unexpected GET ${path}`);
-        fetched.push([...index.values()].find((l) => l.pack === pack[0])!.id);
-        return pack[1].subarray(range.start, range.end + 1);
-      },
-      putFile: async () => undefined,
-      list: async () => [],
-      sizes: async () => new Map(),
-      getIndex: async () => Buffer.alloc(0),
-      remove: () => Promise.reject(new Error('this test deletes nothing')),
-      move: () => Promise.reject(new Error('this test moves nothing')),
-    };
+    const remote = readOnlyRemote(async (path, range) => {
+      const pack = [...packs].find(([id]) => path.endsWith(id));
+      if (!pack || !range) throw new Error(`unexpected GET ${path}`);
+      fetched.push([...index.values()].find((l) => l.pack === pack[0])!.id);
+      return pack[1].subarray(range.start, range.end + 1);
+    });
     return { ids, index, remote, fetched };
   }
 
