@@ -176,7 +176,9 @@ export class Progress {
     const dt = t - this.sampledAt;
     if (dt < SAMPLE_MS) return;
     const instant = ((this.bytesDone - this.sampledBytes) * 1000) / dt;
-    const first = this.sampledAt === this.startedAt;
+    // Until the first bytes move (start-up, planning), there is nothing to smooth from: starting at 0
+    // would show a short restore finishing at a fraction of its real rate.
+    const first = this.sampledBytes === 0;
     this.rate = first ? instant : this.rate + (1 - Math.exp(-dt / RATE_TAU_MS)) * (instant - this.rate);
     this.sampledAt = t;
     this.sampledBytes = this.bytesDone;

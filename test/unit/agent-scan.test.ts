@@ -292,6 +292,18 @@ describe('progress reporter', () => {
     assert.ok(Math.abs(s.etaSeconds! - 50e6 / s.bytesPerSecond) < 1e-9);
   });
 
+  it('starts the rate at the first bytes, not from the idle seconds before them', () => {
+    const { progress, advance } = progressWithClock('quiet');
+    progress.setTotals(10, 100e6);
+    for (let i = 0; i < 8; i++) {
+      advance(250); // two seconds of start-up: ticks, no bytes
+      progress.tick();
+    }
+    advance(1000);
+    progress.add(1, 50e6);
+    assert.equal(progress.state().bytesPerSecond, 50e6);
+  });
+
   it('redraws one TTY line at most 4 times a second, with \\r and the totals', () => {
     const { progress, text, advance } = progressWithClock('tty');
     progress.setTotals(1500, 4.56e9);
