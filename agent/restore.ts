@@ -358,7 +358,7 @@ function selected(rel: string, paths: string[]): boolean {
 }
 
 /** A path as given on the command line, '/'-separated (as in trees), without leading or trailing slashes. */
-function normalPath(p: string): string {
+export function normalPath(p: string): string {
   const slashed = sep === '/' ? p : p.split(sep).join('/');
   return slashed.replace(/^\/+|\/+$/g, '');
 }

@@ -43,12 +43,13 @@ export class AgentReporter {
     this.progress.summary(fields, `Backup done: snapshot ${r.snapshotId.slice(0, 12)} is on the gateway`);
   }
 
-  restoreSummary(snapshot: SnapshotInfo, c: RestoreCounts, target: string): void {
+  /** The restore's summary; `partial` when only some paths of the snapshot were asked for. */
+  restoreSummary(snapshot: SnapshotInfo, c: RestoreCounts, target: string, partial = false): void {
     this.progress.stop();
     const fields: SummaryField[] = [
       { key: 'snapshot', label: 'snapshot', value: snapshot.id },
       { key: 'target', label: 'restored into', value: target },
-      { key: 'files', label: 'files in the snapshot', value: c.files },
+      { key: 'files', label: partial ? 'files in the paths asked for' : 'files in the snapshot', value: c.files },
       { key: 'restored', label: 'files restored', value: c.restored },
       { key: 'skipped', label: 'already there and verified', value: c.skipped },
       { key: 'failed', label: 'files NOT restored', value: c.failed.length },

@@ -199,6 +199,10 @@ describe('backup and restore with the real agent against a real gateway', () => 
         .map((l) => JSON.parse(l) as { event: string; restored?: number })
         .find((e) => e.event === 'summary');
       assert.equal(summary?.restored, 3, 'a.txt, sub/b.md and sub/deeper/random.bin');
+      const again = await agent(env, ['restore', 'latest', 'docs/sub', 'docs/a.txt', '--target', target]);
+      assert.equal(again.code, 0, `second partial restore exits 0:\n${again.stdout}\n${again.stderr}`);
+      assert.match(again.stdout + again.stderr, /files in the paths asked for\s+3\b/);
+      assert.match(again.stdout + again.stderr, /already there and verified\s+3\b/);
 
       const untouched = newDir('partial-absent');
       const absent = await agent(env, ['restore', 'latest', 'docs/sub', 'docs/nope.txt', '--target', untouched]);
