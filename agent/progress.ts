@@ -82,6 +82,10 @@ export class Progress {
   private filesTotal: number | undefined;
   private bytesTotal: number | undefined;
   private rate = 0;
+  /** True until the rate's first sample since the clock started (creation, or restartRate). */
+  private unrated = true;
+  /** When the rate's clock started, and the bytes counted then: the final line shows the average since. */
+  private clock: { at: number; bytes: number };
   private sampledAt: number;
   private sampledBytes = 0;
   private drawnAt: number;
@@ -95,6 +99,7 @@ export class Progress {
     this.operation = opts.operation;
     this.startedAt = this.now();
     this.sampledAt = this.startedAt;
+    this.clock = { at: this.startedAt, bytes: 0 };
     // A terminal shows the line at once; logs and scripts get their first line after one interval.
     this.drawnAt = this.mode === 'tty' ? -Infinity : this.startedAt;
   }
@@ -104,6 +109,18 @@ export class Progress {
     this.filesTotal = files;
     this.bytesTotal = bytes;
     this.tick();
+  }
+
+  /**
+   * Starts the rate's clock now, for work that begins after a pause the rate should not include (a
+   * restore's planning): without it, a restore of a second ends showing a fraction of its real rate.
+   */
+  restartRate(): void {
+    this.sampledAt = this.now();
+    this.sampledBytes = this.bytesDone;
+    this.clock = { at: this.sampledAt, bytes: this.bytesDone };
+    this.rate = 0;
+    this.unrated = true;
   }
 
   /** Counts finished work: whole files and/or bytes. */
@@ -129,12 +146,13 @@ export class Progress {
     this.timer.unref();
   }
 
-  /** Stops the timer and shows the final state (ending the TTY line). */
+  /** Stops the timer and shows the final state (ending the TTY line), with the average rate of the work. */
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
     if (this.mode === 'quiet') return;
-    this.sample(this.now());
+    const t = this.now();
+    if (t > this.clock.at) this.rate = ((this.bytesDone - this.clock.bytes) * 1000) / (t - this.clock.at);
     this.draw();
     if (this.mode === 'tty') this.out.write('\n');
     this.lineShown = false;
@@ -176,9 +194,8 @@ export class Progress {
     const dt = t - this.sampledAt;
     if (dt < SAMPLE_MS) return;
     const instant = ((this.bytesDone - this.sampledBytes) * 1000) / dt;
-    // Until the first bytes move (start-up, planning), there is nothing to smooth from: starting at 0
-    // would show a short restore finishing at a fraction of its real rate.
-    const first = this.sampledBytes === 0;
+    const first = this.unrated;
+    this.unrated = false;
     this.rate = first ? instant : this.rate + (1 - Math.exp(-dt / RATE_TAU_MS)) * (instant - this.rate);
     this.sampledAt = t;
     this.sampledBytes = this.bytesDone;

@@ -401,7 +401,10 @@ async function restore(spec: string, paths: string[], flags: CommonFlags & { tar
     target: resolve(flags.target),
     paths,
     treeCache: join(stateDir(), `trees-${identity}.bin`),
-    onPlan: (files, bytes) => reporter.progress.setTotals(files, bytes),
+    onPlan: (files, bytes) => {
+      reporter.progress.setTotals(files, bytes);
+      reporter.progress.restartRate();
+    },
     onFile: () => reporter.progress.add(1, 0),
     onBytes: (b) => reporter.progress.add(0, b),
   });

@@ -292,16 +292,30 @@ describe('progress reporter', () => {
     assert.ok(Math.abs(s.etaSeconds! - 50e6 / s.bytesPerSecond) < 1e-9);
   });
 
-  it('starts the rate at the first bytes, not from the idle seconds before them', () => {
+  it('leaves the seconds before restartRate (a restore planning) out of the rate', () => {
     const { progress, advance } = progressWithClock('quiet');
     progress.setTotals(10, 100e6);
     for (let i = 0; i < 8; i++) {
-      advance(250); // two seconds of start-up: ticks, no bytes
+      advance(250); // two seconds of planning: ticks, no bytes
       progress.tick();
     }
+    progress.restartRate();
     advance(1000);
     progress.add(1, 50e6);
     assert.equal(progress.state().bytesPerSecond, 50e6);
+    assert.equal(progress.state().etaSeconds, 1);
+  });
+
+  it('ends its line with the average rate since the clock started', () => {
+    const { progress, text, advance } = progressWithClock('plain');
+    advance(3000); // planning
+    progress.restartRate();
+    advance(100);
+    progress.add(1, 30e6);
+    advance(300);
+    progress.add(1, 10e6);
+    progress.stop();
+    assert.match(text(), /100 MB\/s/, text()); // 40 MB in 0.4 s
   });
 
   it('redraws one TTY line at most 4 times a second, with \\r and the totals', () => {
