@@ -91,8 +91,7 @@ interface Work {
  * Decoding and file writes run on worker threads (DecodePool); this thread fetches and keeps count.
  */
 export async function runRestore(repo: Repository, snapshot: SnapshotInfo, given: RestoreOptions): Promise<RestoreCounts> {
-  // '/' or '' asks for everything, like no path at all.
-  const opts = { ...given, paths: given.paths.map(normalPath).filter((p) => p !== '') };
+  const opts = { ...given, paths: restorePaths(given.paths) };
   const counts: RestoreCounts = { files: 0, restored: 0, skipped: 0, bytes: 0, failed: [], baseline: 0 };
   const workers = defaultWorkers();
   // Fetched bytes in flight: one run per fetcher, plus one queued per extra worker.
@@ -357,8 +356,16 @@ function selected(rel: string, paths: string[]): boolean {
   });
 }
 
+/**
+ * The paths as restore reads them: '/'-separated (as in trees), without leading or trailing slashes;
+ * '/' or '' asks for everything, like no path at all. Empty: the whole snapshot.
+ */
+export function restorePaths(paths: string[]): string[] {
+  return paths.map(normalPath).filter((p) => p !== '');
+}
+
 /** A path as given on the command line, '/'-separated (as in trees), without leading or trailing slashes. */
-export function normalPath(p: string): string {
+function normalPath(p: string): string {
   const slashed = sep === '/' ? p : p.split(sep).join('/');
   return slashed.replace(/^\/+|\/+$/g, '');
 }

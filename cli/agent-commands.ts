@@ -11,7 +11,7 @@ import { ScanThread } from '../agent/scan-thread.js';
 import { JobLog, readJobLog } from '../agent/job-log.js';
 import { jobsJson, jobsTable } from './job-table.js';
 import { putWrappedKey, Repository, type OpenOptions, type SnapshotInfo } from '../agent/repository.js';
-import { normalPath, runRestore } from '../agent/restore.js';
+import { restorePaths, runRestore } from '../agent/restore.js';
 import { forgetSnapshots, hasRules, planForget } from '../agent/retention.js';
 import { encodeKeyFile, type SnapshotType } from '../format/index.js';
 import { AgentReporter } from './agent-report.js';
@@ -408,12 +408,7 @@ async function restore(spec: string, paths: string[], flags: CommonFlags & { tar
     onFile: () => reporter.progress.add(1, 0),
     onBytes: (b) => reporter.progress.add(0, b),
   });
-  reporter.restoreSummary(
-    snapshot,
-    counts,
-    flags.target,
-    paths.map(normalPath).some((p) => p !== ''),
-  );
+  reporter.restoreSummary(snapshot, counts, flags.target, restorePaths(paths).length > 0);
   if (counts.failed.length > 0) process.exitCode = 3;
 }
 
