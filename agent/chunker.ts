@@ -7,15 +7,16 @@
  * `h = (h << 1) + GEAR[byte]` over the following bytes; cut after the first byte where the hash's
  * top bits are all zero; a chunk never exceeds `max`.
  * - Normalization level 0 (new repositories) uses one mask of log2(avg - min) bits, so chunks
- *   average `avg`. With the defaults (384 KiB, 896 KiB, 4 MiB) they average 0.88 MiB on the
+ *   average `avg`. With the defaults (256 KiB, 512 KiB, 4 MiB) they average 0.49 MiB on the
  *   benchmark's large files.
  * - Levels 1 to 3 (level 2 in repositories made before the config named a level) use a strict mask
  *   of log2(avg) + level bits up to `avg` bytes and a loose one of log2(avg) - level bits after it,
  *   which narrows the spread of chunk sizes around `avg`. But after an insertion a chunk starts
  *   elsewhere, and an old cut made under the loose mask no longer qualifies under the strict one: a
  *   1 MiB insertion into the benchmark's large files made 3.49 MiB of new chunks on average at
- *   level 2 (256 KiB, 1 MiB, 4 MiB; 1.14 MiB chunks) and 2.36 MiB at level 0 with the defaults,
- *   over 600 insertions (bench/chunk-insertions.ts).
+ *   level 2 (256 KiB, 1 MiB, 4 MiB; 1.14 MiB chunks), 2.36 MiB at level 0 with 384 KiB, 896 KiB,
+ *   4 MiB (0.88 MiB chunks) and 1.73 MiB with the defaults, over 600 insertions
+ *   (bench/chunk-insertions.ts).
  *
  * The gear table, the masks and the cut rule are part of the backup format: changing any of them
  * changes every chunk boundary (the golden test in test/unit/agent-chunker.test.ts pins them).

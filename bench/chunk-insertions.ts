@@ -1,8 +1,9 @@
 /**
  * What an insertion costs the chunker: 1 MiB of random bytes is inserted at a number of places in
  * the large files of the shared data set (gen-dataset.mjs, the files its mutation inserts into), and
- * the bytes of the chunks that did not exist before are counted, for the chunker of new repositories
- * and for the one of repositories made before the config named a normalization level. That is what
+ * the bytes of the chunks that did not exist before are counted, for the chunker of new repositories,
+ * for the level 0 one that new repositories got before (384/896 KiB) and for the one of repositories
+ * made before the config named a normalization level. That is what
  * an incremental backup stores for such a change, before compression. restic is not in it: its
  * chunker is not callable from here, and its polynomial is drawn anew for each repository.
  *
@@ -23,6 +24,7 @@ const MIB = 1024 * 1024;
 const WINDOW = 32 * MIB;
 const CHUNKERS: { name: string; params: ChunkerParams }[] = [
   { name: 'new repositories (level 0)', params: DEFAULT_CHUNKER },
+  { name: 'earlier level 0 repositories', params: { min: 384 * 1024, avg: 896 * 1024, max: 4 * MIB, normalization: 0 } },
   { name: 'older repositories (level 2)', params: { min: 256 * 1024, avg: MIB, max: 4 * MIB } },
 ];
 

@@ -36,19 +36,16 @@ const MiB = 1024 * 1024;
 const PASSPHRASE = 'correct horse battery staple';
 
 /**
- * Bound on the second backup's upload, as a multiple of the bytes the generator really changed. The
- * brief asked for 2×. But the generator inserts 1 MiB of random bytes into two of the large files, and
- * an insertion costs itself plus the chunk it lands in (chunks of about 1 MiB, 1.3 MiB when weighted
- * by size) plus a little until the old cuts are found again: 2.38 MiB of new chunks per inserted MiB
- * on average over 600 insertions into these files (level 2, the old chunker: 2.42 MiB; measured with
- * `node dist/bench/chunk-insertions.js --scale tiny`). So
- * about 2× to 2.4× is the expected cost, and which of the two these two insertions land at is luck:
- * 2.27× with the level 0 chunker (seed 1, round 1), 2.008× with level 2. restic (0.14, whose chunker
- * polynomial is drawn at `init`) stored 1.77× to 2.74× for the same mutation over six fresh
- * repositories, 2.29× on average. 2.5× still proves that only the changed neighbourhoods travel:
- * re-sending the two edited files whole would be over 8×.
+ * Bound on the second backup's upload, as a multiple of the bytes the generator really changed: the
+ * issue's 2×. The generator inserts 1 MiB of random bytes into two of the large files, and an
+ * insertion costs itself plus the chunk it lands in plus a little until the old cuts are found again:
+ * with the half-MiB chunks of new repositories, 1.65 MiB of new chunks per inserted MiB on average
+ * over 600 insertions into these files, p90 2.18 (`node dist/bench/chunk-insertions.js --scale
+ * tiny`); this mutation (seed 1, round 1) uploads 1.70×. The 0.88 MiB chunks used before stored 2.38
+ * MiB on average and 2.27× here; restic (0.14) stored 1.77× to 2.74× over six fresh repositories,
+ * 2.29× on average. Re-sending the two edited files whole would be over 8×.
  */
-const INCREMENTAL_LIMIT = 2.5;
+const INCREMENTAL_LIMIT = 2;
 
 let gw: TestGateway;
 let work: string;
@@ -323,7 +320,7 @@ describe('backup and restore with the real agent against a real gateway', () => 
     const src = join(newDir('swapped'), 'album');
     await smallTree(src, 0);
     // Two random files under the chunker's minimum: one raw blob each, of the same stored length.
-    await randomFiles(src, 2, 300 << 10, 'twin');
+    await randomFiles(src, 2, 200 << 10, 'twin');
     await backup(env, [src]);
     await swapTwinBlobs(gw, user);
     const target = newDir('swapped-target');
