@@ -18,6 +18,8 @@ export interface Op {
   /** CPU seconds of the CLI process (null without GNU time), and for Kura the gateway's during it. */
   cpu: { user: number; sys: number } | null;
   gatewayCpu?: number;
+  /** Core-seconds the machine left idle during the operation (null where /proc/stat is missing). */
+  idle?: number | null;
 }
 
 export interface ToolFigures {
@@ -201,7 +203,8 @@ const opList = (list: Op[]) => list.map(opFigures).join(', ');
 function opFigures(op: Op): string {
   const cpu = op.cpu ? ` (CPU ${op.cpu.user.toFixed(1)} user + ${op.cpu.sys.toFixed(1)} sys` : ' (';
   const gateway = op.gatewayCpu !== undefined ? `${op.cpu ? ', ' : ''}gateway ${op.gatewayCpu.toFixed(1)}` : '';
-  const figures = `${cpu}${gateway})`;
+  const idle = op.idle !== undefined && op.idle !== null ? `${op.cpu || gateway ? ', ' : ''}cores idle ${op.idle.toFixed(1)}` : '';
+  const figures = `${cpu}${gateway}${idle})`;
   return `${op.seconds.toFixed(1)} s${figures === ' ()' ? '' : figures}`;
 }
 const rss = (v: number | null) => (v === null ? 'n/a' : v.toFixed(1));
@@ -240,7 +243,7 @@ export function printReport(r: Report): void {
     'st.MB: growth of the pack files on disk (Kura: the gateway’s /.kura/packs; restic: the repository’s data/).',
     `Incremental bytes Kura/restic: stored ${r.incrementalBytesRatio.storedVsStored.toFixed(2)}, ` +
       `uploaded vs data_added ${r.incrementalBytesRatio.uploadedVsDataAdded.toFixed(2)}`,
-    'Wall time and CPU seconds of each operation (user + sys of the CLI process; gateway: its CPU meanwhile):',
+    'Wall time and CPU seconds of each operation (user + sys of the CLI process; gateway: its CPU meanwhile; cores idle: core-seconds the machine left unused):',
     ...r.ops.map((o) => `  ${o.operation}: Kura ${opFigures(o.kura)}; restic ${opFigures(o.restic)}`),
     `Restores, round by round (Kura first in odd rounds, restic first in even ones; the table has the fastest): ` +
       `Kura ${opList(r.restoreTimes.kura)}; restic ${opList(r.restoreTimes.restic)}`,

@@ -154,7 +154,15 @@ class KuraRun {
     const { run, gatewayCpu } = await this.cliWithGateway(['backup', dir, '--json']);
     const summary = eventOf(run.stdout, 'event', 'summary');
     const stored = (await this.packBytes()) - before;
-    return { seconds: run.seconds, bytes: Number(summary.bytesUploaded), stored, peakRssMB: run.peakRssMB, cpu: run.cpu, gatewayCpu };
+    return {
+      seconds: run.seconds,
+      bytes: Number(summary.bytesUploaded),
+      stored,
+      peakRssMB: run.peakRssMB,
+      cpu: run.cpu,
+      gatewayCpu,
+      idle: run.idle,
+    };
   }
 
   async restore(target: string): Promise<Op> {
@@ -162,7 +170,15 @@ class KuraRun {
     const summary = eventOf(run.stdout, 'event', 'summary');
     const failed = summary.failed;
     if (Array.isArray(failed) && failed.length > 0) throw new Error(`Kura restore failed files: ${JSON.stringify(failed.slice(0, 5))}`);
-    return { seconds: run.seconds, bytes: Number(summary.bytes), stored: 0, peakRssMB: run.peakRssMB, cpu: run.cpu, gatewayCpu };
+    return {
+      seconds: run.seconds,
+      bytes: Number(summary.bytes),
+      stored: 0,
+      peakRssMB: run.peakRssMB,
+      cpu: run.cpu,
+      gatewayCpu,
+      idle: run.idle,
+    };
   }
 }
 
@@ -191,12 +207,12 @@ class ResticRun {
     const run = await this.cli(['backup', '--json', dir]);
     const summary = eventOf(run.stdout, 'message_type', 'summary');
     const stored = (await this.packBytes()) - before;
-    return { seconds: run.seconds, bytes: Number(summary.data_added), stored, peakRssMB: run.peakRssMB, cpu: run.cpu };
+    return { seconds: run.seconds, bytes: Number(summary.data_added), stored, peakRssMB: run.peakRssMB, cpu: run.cpu, idle: run.idle };
   }
 
   async restore(target: string): Promise<Op> {
     const run = await this.cli(['restore', 'latest', '--target', target]);
-    return { seconds: run.seconds, bytes: 0, stored: 0, peakRssMB: run.peakRssMB, cpu: run.cpu };
+    return { seconds: run.seconds, bytes: 0, stored: 0, peakRssMB: run.peakRssMB, cpu: run.cpu, idle: run.idle };
   }
 }
 

@@ -18,6 +18,21 @@ export interface TimedRun {
   peakRssMB: number | null;
   /** User and kernel CPU seconds of the process (GNU time); null without /usr/bin/time. */
   cpu: { user: number; sys: number } | null;
+  /** Core-seconds the whole machine left idle meanwhile (/proc/stat); null where that cannot be read. */
+  idle: number | null;
+}
+
+/**
+ * Idle (and I/O-wait) core-seconds of the whole machine since boot, from the first line of
+ * /proc/stat; null where there is none. The difference over a run says how much of the cores' time
+ * nothing used: a tool that leaves cores idle has room for the kernel's own work, one that keeps them
+ * busy pays for it in wall time.
+ */
+export async function idleCoreSeconds(): Promise<number | null> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? '';
+  const fields = line.trim().split(/\s+/);
+  if (fields[0] !== 'cpu' || fields.length < 6) return null;
+  return (Number(fields[4]) + Number(fields[5])) / CLOCK_TICKS;
 }
 
 /** User plus kernel CPU seconds a running process has used so far (/proc/PID/stat), 0 when unreadable. */
@@ -76,15 +91,18 @@ export async function runTimed(cmd: string, args: string[], env: NodeJS.ProcessE
   const rssFile = join(tmpdir(), `kura-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const useTime = existsSync(GNU_TIME);
   const [file, argv] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const idleBefore = await idleCoreSeconds();
   const started = process.hrtime.bigint();
   const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const poller = useTime || child.pid === undefined ? null : new RssSampler(child.pid);
   const { code, stdout, stderr } = await collect(child, poller);
   const seconds = secondsSince(started);
+  const idleAfter = await idleCoreSeconds();
+  const idle = idleBefore === null || idleAfter === null ? null : idleAfter - idleBefore;
   const timed = useTime ? await readTimeFile(rssFile) : null;
   await rm(rssFile, { force: true });
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`);
-  return { seconds, stdout, peakRssMB: timed ? timed.peakRssMB : (poller?.peakMB ?? null), cpu: timed?.cpu ?? null };
+  return { seconds, stdout, peakRssMB: timed ? timed.peakRssMB : (poller?.peakMB ?? null), cpu: timed?.cpu ?? null, idle };
 }
 
 function collect(child: ChildProcess, poller: RssSampler | null): Promise<{ code: number | null; stdout: string; stderr: string }> {
