@@ -102,6 +102,11 @@ function eventOf(stdout: string, key: string, value: string): Record<string, unk
   throw new Error(`no ${key}=${value} line in the output:\n${stdout.slice(-2000)}`);
 }
 
+/** An operation's figures: what the timed run measured, and the bytes the tool reported and stored. */
+function opOf(run: TimedRun, bytes: number, stored: number): Op {
+  return { seconds: run.seconds, bytes, stored, peakRssMB: run.peakRssMB, cpu: run.cpu, idle: run.idle };
+}
+
 // ---------------------------------------------------------------- Kura
 
 class KuraRun {
@@ -154,15 +159,7 @@ class KuraRun {
     const { run, gatewayCpu } = await this.cliWithGateway(['backup', dir, '--json']);
     const summary = eventOf(run.stdout, 'event', 'summary');
     const stored = (await this.packBytes()) - before;
-    return {
-      seconds: run.seconds,
-      bytes: Number(summary.bytesUploaded),
-      stored,
-      peakRssMB: run.peakRssMB,
-      cpu: run.cpu,
-      gatewayCpu,
-      idle: run.idle,
-    };
+    return { ...opOf(run, Number(summary.bytesUploaded), stored), gatewayCpu };
   }
 
   async restore(target: string): Promise<Op> {
@@ -170,15 +167,7 @@ class KuraRun {
     const summary = eventOf(run.stdout, 'event', 'summary');
     const failed = summary.failed;
     if (Array.isArray(failed) && failed.length > 0) throw new Error(`Kura restore failed files: ${JSON.stringify(failed.slice(0, 5))}`);
-    return {
-      seconds: run.seconds,
-      bytes: Number(summary.bytes),
-      stored: 0,
-      peakRssMB: run.peakRssMB,
-      cpu: run.cpu,
-      gatewayCpu,
-      idle: run.idle,
-    };
+    return { ...opOf(run, Number(summary.bytes), 0), gatewayCpu };
   }
 }
 
@@ -207,12 +196,12 @@ class ResticRun {
     const run = await this.cli(['backup', '--json', dir]);
     const summary = eventOf(run.stdout, 'message_type', 'summary');
     const stored = (await this.packBytes()) - before;
-    return { seconds: run.seconds, bytes: Number(summary.data_added), stored, peakRssMB: run.peakRssMB, cpu: run.cpu, idle: run.idle };
+    return opOf(run, Number(summary.data_added), stored);
   }
 
   async restore(target: string): Promise<Op> {
     const run = await this.cli(['restore', 'latest', '--target', target]);
-    return { seconds: run.seconds, bytes: 0, stored: 0, peakRssMB: run.peakRssMB, cpu: run.cpu, idle: run.idle };
+    return opOf(run, 0, 0);
   }
 }
 
