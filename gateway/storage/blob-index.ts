@@ -25,8 +25,13 @@ type Item = { header: string } | { line: Line } | { drop: string; epoch: string 
 
 interface Loaded {
   size: number;
-  /** The file's inode: a replaced index (replace(), from another process too) is read again whatever its size. */
-  ino: number;
+  /**
+   * The file's inode and birth time: a replaced index (replace(), from another process too) is read
+   * again whatever its size, even when the new file got the inode number of a deleted one.
+   */
+  identity: string;
+  /** The file's last bytes (up to TAIL_BYTES): only a file that still holds them there grew by appends. */
+  tail: Buffer;
   epoch: string;
   /** The packs indexed now, in index order. */
   lines: Line[];
@@ -44,6 +49,9 @@ export interface IndexedPack {
   pack: string;
   blobs: Omit<IndexedBlob, 'pack'>[];
 }
+
+/** How many of the file's last bytes tell an append from a rewrite: a blob id's 64 hex digits fit. */
+const TAIL_BYTES = 96;
 
 const chains = new Map<string, Promise<unknown>>();
 const cache = new Map<string, Loaded>();
@@ -166,13 +174,19 @@ export class BlobIndex {
   private async loadAll(): Promise<Loaded> {
     const st = await stat(this.file).catch(() => null);
     const size = st?.size ?? 0;
-    const ino = st?.ino ?? 0;
-    const known = cache.get(this.file)?.ino === ino ? cache.get(this.file) : undefined;
+    const identity = st ? `${st.ino}:${st.birthtimeMs}` : '';
+    const cached = cache.get(this.file);
+    const known =
+      cached && cached.identity === identity && cached.size <= size && (await holdsAt(this.file, cached.size, cached.tail))
+        ? cached
+        : undefined;
     if (known && known.size === size) return known;
-    const from = known && known.size < size ? known.size : 0;
-    const loaded: Loaded =
-      from === 0 || !known ? { size, ino, epoch: '0', lines: [], top: 0, dead: 0 } : { ...known, size, lines: [...known.lines] };
-    for (const item of await readItems(this.file, from, size)) {
+    const from = known ? known.size : 0;
+    const loaded: Loaded = known
+      ? { ...known, size, lines: [...known.lines] }
+      : { size, identity, tail: Buffer.alloc(0), epoch: '0', lines: [], top: 0, dead: 0 };
+    const bytes = await readRange(this.file, from, size);
+    for (const item of parseItems(bytes, from)) {
       if ('header' in item) loaded.epoch = item.header;
       else if ('line' in item) {
         loaded.lines.push(item.line);
@@ -184,6 +198,8 @@ export class BlobIndex {
         loaded.epoch = item.epoch;
       }
     }
+    loaded.size = from + bytes.length;
+    loaded.tail = Buffer.concat([loaded.tail, bytes]).subarray(-TAIL_BYTES);
     cache.set(this.file, loaded);
     return loaded;
   }
@@ -221,29 +237,40 @@ function expand(l: Line): IndexedBlob[] {
   return l.blobs.map(([id, type, offset, length, plainLength]) => ({ id, pack: l.pack, type, offset, length, plainLength }));
 }
 
-async function readItems(file: string, from: number, to: number): Promise<Item[]> {
-  if (to <= from) return [];
+async function readRange(file: string, from: number, to: number): Promise<Buffer> {
+  if (to <= from) return Buffer.alloc(0);
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(to - from);
-    await fh.read(buf, 0, buf.length, from);
-    const texts = buf
-      .toString('utf8')
-      .split('\n')
-      .filter((t) => t.trim() !== '');
-    return texts.map((t, i): Item => {
-      const value = parseJson(t);
-      const line = Line.safeParse(value);
-      if (line.success) return { line: line.data };
-      const drop = Drop.safeParse(value);
-      if (drop.success) return drop.data;
-      const header = from === 0 && i === 0 ? Header.safeParse(value) : null;
-      if (header?.success) return { header: header.data.epoch };
-      throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
-    });
+    const { bytesRead } = await fh.read(buf, 0, buf.length, from);
+    return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }
+}
+
+/** Whether the file still holds tail just before offset `end`: else it was rewritten, not appended to. */
+async function holdsAt(file: string, end: number, tail: Buffer): Promise<boolean> {
+  if (tail.length === 0) return end === 0;
+  return (await readRange(file, end - tail.length, end).catch(() => Buffer.alloc(0))).equals(tail);
+}
+
+/** The items of bytes read from offset `from` (a header only counts as the file's first line). */
+function parseItems(bytes: Buffer, from: number): Item[] {
+  const texts = bytes
+    .toString('utf8')
+    .split('\n')
+    .filter((t) => t.trim() !== '');
+  return texts.map((t, i): Item => {
+    const value = parseJson(t);
+    const line = Line.safeParse(value);
+    if (line.success) return { line: line.data };
+    const drop = Drop.safeParse(value);
+    if (drop.success) return drop.data;
+    const header = from === 0 && i === 0 ? Header.safeParse(value) : null;
+    if (header?.success) return { header: header.data.epoch };
+    throw new KuraError('conflict', 'the blob index is damaged: rebuild it from the packs');
+  });
 }
 
 function newEpoch(): string {
