@@ -39,6 +39,11 @@ export interface RunResult {
   resticPackBytes: number;
   /** Each restore, round by round (Kura first in odd rounds); the restore row holds the fastest. */
   restoreTimes: { kura: Op[]; restic: Op[] };
+  /**
+   * Memory before each restore: 'evened' (clean page cache dropped, both repositories read back in),
+   * 'kept' (--keep-caches: only sync) or 'not-root' (dropping was refused: only sync).
+   */
+  restoreMemory: 'evened' | 'kept' | 'not-root';
   /** Days 2 and later: another mutation round, then both incrementals (day 1 is the table's). */
   laterDays: DayOfChanges[];
 }
@@ -112,6 +117,7 @@ export interface Report {
   packBytesOnDisk: { kura: number; restic: number };
   restoreVerified: { kura: Verification; restic: Verification };
   restoreTimes: { kura: Op[]; restic: Op[] };
+  restoreMemory: RunResult['restoreMemory'];
   laterDays: DayOfChanges[];
   allDays: Days;
   /** Each operation's figures as measured (the restore: each tool's fastest round). */
@@ -165,6 +171,7 @@ export function buildReport(scale: Scale, r: RunResult, load: LoadAverage): Repo
     packBytesOnDisk: { kura: r.gatewayPackBytes, restic: r.resticPackBytes },
     restoreVerified: { kura: r.kura.restoreCheck, restic: r.restic.restoreCheck },
     restoreTimes: r.restoreTimes,
+    restoreMemory: r.restoreMemory,
     laterDays: r.laterDays,
     allDays: allDays(r),
     ops: OPERATIONS.map((operation) => ({ operation, kura: r.kura[operation], restic: r.restic[operation] })),
@@ -231,6 +238,12 @@ function tableLines(r: Report): string[] {
   ];
 }
 
+const MEMORY: Record<RunResult['restoreMemory'], string> = {
+  evened: 'clean page cache dropped, then both repositories and the agents’ caches read back in (after sync)',
+  kept: 'as the previous phase left it, after sync (--keep-caches)',
+  'not-root': 'as the previous phase left it, after sync (dropping the page cache needs root)',
+};
+
 export function printReport(r: Report): void {
   const v = r.restoreVerified;
   const lines = [
@@ -247,6 +260,7 @@ export function printReport(r: Report): void {
     ...r.ops.map((o) => `  ${o.operation}: Kura ${opFigures(o.kura)}; restic ${opFigures(o.restic)}`),
     `Restores, round by round (Kura first in odd rounds, restic first in even ones; the table has the fastest): ` +
       `Kura ${opList(r.restoreTimes.kura)}; restic ${opList(r.restoreTimes.restic)}`,
+    `Memory before each restore: ${MEMORY[r.restoreMemory]}`,
     ...dayLines(r),
     `Pack bytes on disk at the end: Kura ${mb(r.packBytesOnDisk.kura)} MB, restic ${mb(r.packBytesOnDisk.restic)} MB`,
     `Restores verified: Kura ${v.kura.files} files / ${mb(v.kura.bytes)} MB (${v.kura.sampled} hashed), ` +

@@ -7,8 +7,9 @@
  *   node dist/bench/backup.js [--scale default|small|tiny] [--json]
  *                             ["--agent-node-args=--cpu-prof --cpu-prof-dir=DIR"]
  *                             ["--gateway-node-args=--cpu-prof --cpu-prof-dir=DIR"] [--restore-rounds N] [--days N]
+ *                             [--keep-caches]
  */
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +42,8 @@ interface Options {
   restoreRounds: number;
   /** Days of changes: day 1 is the incremental of the table, later days are printed below it. */
   days: number;
+  /** Before each restore, drop the clean page cache and read both repositories back in (root only). */
+  evenMemory: boolean;
 }
 
 function progress(line: string): void {
@@ -57,6 +60,7 @@ function readOptions(): Options {
       'gateway-node-args': { type: 'string' },
       'restore-rounds': { type: 'string', default: '4' },
       days: { type: 'string', default: '3' },
+      'keep-caches': { type: 'boolean', default: false },
     },
   });
   const scale = values.scale;
@@ -73,6 +77,7 @@ function readOptions(): Options {
     gatewayNodeArgs: nodeFlags(values['gateway-node-args']),
     restoreRounds,
     days,
+    evenMemory: !values['keep-caches'],
   };
 }
 
@@ -113,6 +118,7 @@ class KuraRun {
   private constructor(
     readonly server: Server,
     readonly dataDir: string,
+    readonly stateDir: string,
     private readonly env: NodeJS.ProcessEnv,
     private readonly nodeArgs: string[],
   ) {}
@@ -122,6 +128,7 @@ class KuraRun {
     const args = [...opts.gatewayNodeArgs, KURA_CLI, 'serve', '--data', dataDir, '--port', '0', '--host', '127.0.0.1'];
     const server = await startServer(process.execPath, args, /listening on (https:\/\/\S+\/)/);
     const demo = join(dataDir, 'demo');
+    const stateDir = join(workDir, 'kura-state');
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       KURA_GATEWAY: server.url,
@@ -130,9 +137,9 @@ class KuraRun {
       KURA_CA: join(demo, 'ca.pem'),
       KURA_PASSPHRASE: 'kura-bench passphrase',
       KURA_HOST: 'bench',
-      KURA_STATE_DIR: join(workDir, 'kura-state'),
+      KURA_STATE_DIR: stateDir,
     };
-    return new KuraRun(server, dataDir, env, opts.agentNodeArgs);
+    return new KuraRun(server, dataDir, stateDir, env, opts.agentNodeArgs);
   }
 
   cli(args: string[]): Promise<TimedRun> {
@@ -254,14 +261,46 @@ async function settle(): Promise<void> {
 }
 
 /**
+ * settle(), then the same memory for every restore, where the machine allows it (as root): the clean
+ * page cache is dropped and both repositories (with the agents' caches) are read back in, so each
+ * restore starts with its repository in memory and the rest of memory free. Without it, the page
+ * cache fills up as the rounds write 1.7 GB each, and the kernel reclaims pages while a restore
+ * writes: measured here, that doubled both tools' kernel time (3 s to 6 or 7 s a restore), and the
+ * CPU it takes falls on whichever tool keeps both cores busy. Returns whether it could drop.
+ */
+async function settleMemory(warm: string[]): Promise<boolean> {
+  await settle();
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '1');
+  } catch {
+    return false;
+  }
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (const dir of warm) {
+    for (const entry of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) {
+      if (!entry.isFile()) continue;
+      const fh = await open(join(entry.parentPath, entry.name), 'r');
+      try {
+        while ((await fh.read(buf, 0, buf.length)).bytesRead > 0);
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+  return true;
+}
+
+/**
  * The restores, `rounds` times, the order of the two tools swapped each round (Kura first, then restic
  * first), each into a folder of its own; the fastest restore of each tool counts. What a restore
  * costs the kernel depends on what the disk did just before: creating files right after a large
  * delete, or after another tool's temp files, costs several times more kernel time than after a large
  * write (see the README). With the order swapped, each tool gets the same turns. The outputs are
- * deleted only after the last round, so no delete falls between two restores.
+ * deleted only after the last round, so no delete falls between two restores. With `warm`, memory
+ * is evened out before each restore (settleMemory).
  */
-async function restoreRounds(workDir: string, rounds: number, sources: Sources, kura: KuraRun, restic: ResticRun) {
+async function restoreRounds(workDir: string, rounds: number, sources: Sources, kura: KuraRun, restic: ResticRun, warm: string[] | null) {
+  let evened = warm !== null;
   const best: { kura?: Restored; restic?: Restored } = {};
   const times: { kura: Op[]; restic: Op[] } = { kura: [], restic: [] };
   const keep = (name: 'kura' | 'restic', r: Restored) => {
@@ -271,14 +310,16 @@ async function restoreRounds(workDir: string, rounds: number, sources: Sources, 
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 === 1 ? (['kura', 'restic'] as const) : (['restic', 'kura'] as const);
     for (const name of order) {
-      await settle();
+      if (warm && evened) evened = await settleMemory(warm);
+      else await settle();
       const target = join(workDir, 'restores', `${name}-${round}`);
       if (name === 'kura') keep(name, await restoreAndVerify(`Kura (round ${round})`, target, sources.kura, (t) => kura.restore(t)));
       else keep(name, await restoreAndVerify(`restic (round ${round})`, target, sources.restic, (t) => restic.restore(t)));
     }
   }
   await rm(join(workDir, 'restores'), { recursive: true, force: true });
-  return { kura: best.kura!, restic: best.restic!, times };
+  const memory = warm === null ? 'kept' : evened ? 'evened' : 'not-root';
+  return { kura: best.kura!, restic: best.restic!, times, memory } as const;
 }
 
 /** Runs every phase, Kura then restic for each, so a change in the machine's load falls on both. */
@@ -286,7 +327,9 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
   const sources = await makeSources(workDir, dataset);
   const kura = await step('starting the Kura gateway', () => KuraRun.start(workDir, opts));
   try {
-    const restic = new ResticRun(join(workDir, 'restic-repo'), join(workDir, 'restic-cache'));
+    const resticRepo = join(workDir, 'restic-repo');
+    const resticCache = join(workDir, 'restic-cache');
+    const restic = new ResticRun(resticRepo, resticCache);
     await step('Kura key init (encrypted)', () => kura.cli(['key', 'init']));
     await step('restic init', () => restic.cli(['init']));
     await settle();
@@ -308,7 +351,15 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
       kura: kRestore,
       restic: rRestore,
       times: restoreTimes,
-    } = await restoreRounds(workDir, opts.restoreRounds, sources, kura, restic);
+      memory: restoreMemory,
+    } = await restoreRounds(
+      workDir,
+      opts.restoreRounds,
+      sources,
+      kura,
+      restic,
+      opts.evenMemory ? [kura.dataDir, kura.stateDir, resticRepo, resticCache] : null,
+    );
     return {
       dataset,
       mutation,
@@ -317,6 +368,7 @@ async function runAll(workDir: string, opts: Options, dataset: Dataset): Promise
       gatewayPeakRssMB: await kura.server.rss.finish(),
       gatewayPackBytes: await kura.packBytes(),
       restoreTimes,
+      restoreMemory,
       laterDays,
       resticPackBytes: await restic.packBytes(),
     };
