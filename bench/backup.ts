@@ -263,10 +263,10 @@ async function settle(): Promise<void> {
 /**
  * settle(), then the same memory for every restore, where the machine allows it (as root): the clean
  * page cache is dropped and both repositories (with the agents' caches) are read back in, so each
- * restore starts with its repository in memory and the rest of memory free. Without it, the page
- * cache fills up as the rounds write 1.7 GB each, and the kernel reclaims pages while a restore
- * writes: measured here, that doubled both tools' kernel time (3 s to 6 or 7 s a restore), and the
- * CPU it takes falls on whichever tool keeps both cores busy. Returns whether it could drop.
+ * restore starts with what it reads in memory and nothing else cached. Without it, both tools'
+ * kernel time per restore measured here about twice as high (6 to 8 s against 3 to 4 s; the cause
+ * is not pinned down, see the README), and that CPU falls on whichever tool keeps both cores busy.
+ * Returns whether it could drop.
  */
 async function settleMemory(warm: string[]): Promise<boolean> {
   await settle();
