@@ -182,10 +182,11 @@ export class BlobIndex {
         : undefined;
     if (known && known.size === size) return known;
     const from = known ? known.size : 0;
-    const loaded: Loaded = known
-      ? { ...known, size, lines: [...known.lines] }
-      : { size, identity, tail: Buffer.alloc(0), epoch: '0', lines: [], top: 0, dead: 0 };
     const bytes = await readRange(this.file, from, size);
+    const end = from + bytes.length;
+    const loaded: Loaded = known
+      ? { ...known, size: end, lines: [...known.lines] }
+      : { size: end, identity, tail: Buffer.alloc(0), epoch: '0', lines: [], top: 0, dead: 0 };
     for (const item of parseItems(bytes, from)) {
       if ('header' in item) loaded.epoch = item.header;
       else if ('line' in item) {
@@ -198,7 +199,6 @@ export class BlobIndex {
         loaded.epoch = item.epoch;
       }
     }
-    loaded.size = from + bytes.length;
     loaded.tail = Buffer.concat([loaded.tail, bytes]).subarray(-TAIL_BYTES);
     cache.set(this.file, loaded);
     return loaded;
