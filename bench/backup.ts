@@ -18,6 +18,7 @@ import {
   bytesUnder,
   copyDataset,
   DEFAULT_GENERATOR,
+  manifestOf,
   mutateDataset,
   pristineDataset,
   restoredRoot,
@@ -277,9 +278,8 @@ async function settleMemory(warm: string[]): Promise<boolean> {
   }
   const buf = Buffer.allocUnsafe(1 << 20);
   for (const dir of warm) {
-    for (const entry of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) {
-      if (!entry.isFile()) continue;
-      const fh = await open(join(entry.parentPath, entry.name), 'r');
+    for (const rel of (await manifestOf(dir).catch(() => new Map<string, number>())).keys()) {
+      const fh = await open(join(dir, rel), 'r');
       try {
         while ((await fh.read(buf, 0, buf.length)).bytesRead > 0);
       } finally {
