@@ -11,7 +11,7 @@ export interface FileTable {
   paths: string[];
   tmpPrefix: string;
   modes: Uint16Array;
-  /** Modification times in seconds (microsecond precision). */
+  /** Modification times in seconds, as restoreTime (file-times.ts) gives them. */
   mtimes: Float64Array;
   pieces: Uint32Array;
 }
@@ -66,6 +66,7 @@ export interface SetupJob {
   symlinks: { path: string; target: string }[];
   /** Remove what is at a link's path first (restoring over an earlier restore). */
   replace: boolean;
+  /** mtime: seconds, as restoreTime gives them. */
   dirMetas: { path: string; mode: number; mtime: number }[];
 }
 

@@ -16,6 +16,7 @@ import {
 import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BlobCodec } from '../format/index.js';
+import { timeArg } from './file-times.js';
 import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, PoolJob, SetupJob } from './decode-pool.js';
 
 /**
@@ -96,7 +97,8 @@ function writeWhole(plain: Buffer, file: number): void {
   try {
     writeAll(fd, plain, 0);
     fchmodSync(fd, table.modes[file] ?? 0o600);
-    futimesSync(fd, table.mtimes[file] ?? 0, table.mtimes[file] ?? 0);
+    const mtime = timeArg(table.mtimes[file] ?? 0);
+    futimesSync(fd, mtime, mtime);
   } catch (err) {
     closeSync(fd);
     unlinkSync(tmp);
@@ -113,7 +115,8 @@ function finishJob(job: FinishJob, failures: JobFailure[]): void {
       if (table.pieces[file] === 0) return writeWhole(Buffer.alloc(0), file);
       const tmp = tmpOf(file);
       chmodSync(tmp, table.modes[file] ?? 0o600);
-      utimesSync(tmp, table.mtimes[file] ?? 0, table.mtimes[file] ?? 0);
+      const mtime = timeArg(table.mtimes[file] ?? 0);
+      utimesSync(tmp, mtime, mtime);
       renameSync(tmp, table.paths[file]!);
     } catch (err) {
       failures.push({ index, write: -1, message: (err as Error).message });
@@ -137,6 +140,6 @@ function setUp(job: SetupJob): void {
   }
   for (const dir of job.dirMetas) {
     chmodSync(dir.path, dir.mode);
-    utimesSync(dir.path, dir.mtime, dir.mtime);
+    utimesSync(dir.path, timeArg(dir.mtime), timeArg(dir.mtime));
   }
 }

@@ -3,6 +3,7 @@ import { lstat, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { TreeEntry } from '../format/index.js';
 import { chunkFile } from './chunker.js';
+import { restoreTime } from './file-times.js';
 import { DecodePool, defaultWorkers, type DecodeJob, type FileTable, type JobFailure, type SetupJob } from './decode-pool.js';
 import { readRangeInto, type Remote } from './remote.js';
 import type { BlobLocation, Repository, SnapshotInfo } from './repository.js';
@@ -145,7 +146,7 @@ async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreO
     return planTransfer(files, index, opts.target);
   })();
   const [, work] = await Promise.all([setup, planned]);
-  work.dirMetas = layout.dirs.reverse().map((d) => ({ path: d.path, mode: d.entry.mode & 0o7777, mtime: mtimeSeconds(d.entry) }));
+  work.dirMetas = layout.dirs.reverse().map((d) => ({ path: d.path, mode: d.entry.mode & 0o7777, mtime: restoreTime(d.entry.mtimeNs) }));
   return work;
 }
 
@@ -188,7 +189,7 @@ function planTransfer(files: Layout['files'], index: Map<string, BlobLocation>, 
     paths: files.map((f) => under(target, f.rel)),
     tmpPrefix: `.kura-restore-${randomBytes(6).toString('hex')}-`,
     modes: Uint16Array.from(files, (f) => f.entry.mode & 0o7777),
-    mtimes: Float64Array.from(files, (f) => mtimeSeconds(f.entry)),
+    mtimes: Float64Array.from(files, (f) => restoreTime(f.entry.mtimeNs)),
     pieces: Uint32Array.from(files, (f) => f.entry.content?.length ?? 0),
   };
   const work: Work = { table, sizes: Float64Array.from(files, (f) => f.entry.size), runs: [], empty: [], missing: [], dirMetas: [] };
@@ -384,8 +385,4 @@ async function alreadyRestored(path: string, entry: TreeEntry, repo: Repository)
   const ids: string[] = [];
   for await (const chunk of chunkFile(path, repo.chunker)) ids.push(repo.codec.id(chunk));
   return ids.join() === (entry.content ?? []).join();
-}
-
-function mtimeSeconds(entry: TreeEntry): number {
-  return Number(BigInt(entry.mtimeNs) / 1000n) / 1e6;
 }
