@@ -3,9 +3,9 @@
  * the nanoseconds a tree records, which is as fine as Node's API goes.
  *
  * Node hands libuv the time as a double number of seconds, and libuv truncates it to the
- * microsecond. Near today's dates doubles are 238 ns apart, so the double nearest a whole
- * microsecond can lie just below it: a file last changed on a whole millisecond (as tools that keep
- * milliseconds leave them) came back 1 µs early, a millisecond early when compared by milliseconds.
+ * microsecond. Near today's dates doubles are 238 ns apart, so the double nearest a microsecond can
+ * lie just below it, and the file came back 1 µs early. For a time on a whole millisecond (any time
+ * a tool that keeps milliseconds sets) that is a millisecond early, compared by milliseconds.
  * Aiming half a microsecond past it, away from zero, keeps the truncation inside the microsecond for
  * every date before 2106.
  */
