@@ -16,7 +16,7 @@ function wantedNs(mtimeNs: string): bigint {
 }
 
 const CASES = [
-  '1795753244011000000', // a whole millisecond: the nearest double fell 1 µs short (CI, backup-types test)
+  '1795753244011000000', // a whole millisecond: the nearest double fell 1 µs short (backup-types, fresh-clone npm test)
   '1795753244000000000', // a whole second
   '1795753244999999999', // the last nanosecond of a second
   '1700000000123456789',
@@ -45,7 +45,7 @@ describe('restored modification times keep their microsecond', () => {
     }
   });
 
-  it('keeps every whole millisecond of a day-long sweep (the times tools that keep milliseconds leave)', () => {
+  it('keeps 3,000 whole milliseconds 8 hours apart, 1,000 days in all (the times tools that keep milliseconds set)', () => {
     const file = join(dir, 'sweep');
     writeFileSync(file, 'x');
     const wrong: string[] = [];
