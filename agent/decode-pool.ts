@@ -75,7 +75,30 @@ export interface TableJob {
   table: FileTable;
 }
 
-export type PoolJob = DecodeJob | FinishJob | SetupJob | TableJob;
+/**
+ * Stored blobs to open (decrypt, decompress, check) on a worker: the snapshot's trees before a
+ * restore. bytes holds them one after the other; the reply carries their plaintexts the same way.
+ */
+export interface OpenJob {
+  kind: 'open';
+  /** The blob ids, 64 hex each, one after the other. */
+  ids: string;
+  bytes: ArrayBuffer;
+  /** Where each blob ends in bytes. */
+  ends: Float64Array;
+}
+
+export type PoolJob = DecodeJob | FinishJob | SetupJob | TableJob | OpenJob;
+
+/** A worker's answer to a job; an open job's also carries the plaintexts (a blob that failed has none). */
+export interface JobReply {
+  seq: number;
+  failures: JobFailure[];
+  error?: string;
+  plain?: ArrayBuffer;
+  /** Where each blob's plaintext ends in plain. */
+  plainEnds?: Float64Array;
+}
 
 /**
  * What went wrong in a job: for a decode job, blob `index` did not decode (write -1) or write number
@@ -98,7 +121,7 @@ export function defaultWorkers(): number {
 }
 
 interface Pending {
-  resolve: (failures: JobFailure[]) => void;
+  resolve: (reply: JobReply) => void;
   reject: (err: Error) => void;
   slot: Slot;
   load: number;
@@ -179,11 +202,28 @@ export class DecodePool {
   }
 
   /** Runs a job on the least busy worker; resolves with its failures, rejects when the job or the worker breaks. */
-  run(job: PoolJob): Promise<JobFailure[]> {
-    return this.post(
-      this.slots.reduce((a, b) => (b.load < a.load ? b : a)),
-      job,
-    );
+  async run(job: PoolJob): Promise<JobFailure[]> {
+    return (await this.post(this.leastBusy(), job)).failures;
+  }
+
+  /**
+   * Opens stored blobs on the least busy worker (BlobOpener, trees.ts): their plaintexts in order,
+   * null for a blob that does not open or does not match its id.
+   */
+  async open(items: { id: string; stored: Uint8Array }[]): Promise<(Buffer | null)[]> {
+    const bytes = new ArrayBuffer(items.reduce((n, item) => n + item.stored.length, 0));
+    const view = new Uint8Array(bytes);
+    const ends = new Float64Array(items.length);
+    let at = 0;
+    items.forEach((item, i) => {
+      view.set(item.stored, at);
+      ends[i] = at += item.stored.length;
+    });
+    const reply = await this.post(this.leastBusy(), { kind: 'open', ids: items.map((item) => item.id).join(''), bytes, ends });
+    const failed = new Set(reply.failures.map((f) => f.index));
+    const plain = Buffer.from(reply.plain ?? new ArrayBuffer(0));
+    const plainEnds = reply.plainEnds ?? new Float64Array(items.length);
+    return items.map((_, i) => (failed.has(i) ? null : plain.subarray(i === 0 ? 0 : plainEnds[i - 1], plainEnds[i])));
   }
 
   /** Runs the same job on every worker (the file table). */
@@ -191,18 +231,23 @@ export class DecodePool {
     await Promise.all(this.slots.map((slot) => this.post(slot, job)));
   }
 
+  private leastBusy(): Slot {
+    return this.slots.reduce((a, b) => (b.load < a.load ? b : a));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
-  private post(slot: Slot, job: PoolJob): Promise<JobFailure[]> {
-    const load = 1 + (job.kind === 'decode' ? job.length : 0);
+  private post(slot: Slot, job: PoolJob): Promise<JobReply> {
+    const load = 1 + (job.kind === 'decode' ? job.length : job.kind === 'open' ? job.bytes.byteLength : 0);
     slot.load += load;
     const seq = this.seq++;
-    return new Promise<JobFailure[]>((resolve, reject) => {
+    const moved = job.kind === 'decode' && job.buf ? [job.buf] : job.kind === 'open' ? [job.bytes] : [];
+    return new Promise<JobReply>((resolve, reject) => {
       if (slot.broken) return reject(slot.broken);
       this.pending.set(seq, { resolve, reject, slot, load });
-      slot.worker.postMessage({ seq, job }, job.kind === 'decode' && job.buf ? [job.buf] : []);
+      slot.worker.postMessage({ seq, job }, moved);
     });
   }
 
@@ -219,13 +264,13 @@ export class DecodePool {
   private spawn(workerData: DecodeWorkerData): Slot {
     const worker = new Worker(new URL('./decode-worker.js', import.meta.url), { workerData });
     const slot: Slot = { worker, load: 0, broken: null };
-    worker.on('message', (msg: { seq: number; failures: JobFailure[]; error?: string }) => {
+    worker.on('message', (msg: JobReply) => {
       const p = this.pending.get(msg.seq);
       if (!p) return;
       this.pending.delete(msg.seq);
       p.slot.load -= p.load;
       if (msg.error !== undefined) p.reject(new Error(msg.error));
-      else p.resolve(msg.failures);
+      else p.resolve(msg);
     });
     worker.on('error', (err) => this.fail(slot, err));
     worker.on('exit', (code) => this.fail(slot, new Error(`a decode worker stopped (exit code ${code})`)));

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BlobCodec } from '../format/index.js';
 import { timeArg } from './file-times.js';
-import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, PoolJob, SetupJob } from './decode-pool.js';
+import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, JobReply, OpenJob, PoolJob, SetupJob } from './decode-pool.js';
 
 /**
  * A worker of the decode pool: opens, decompresses and verifies the blobs of one ranged GET and writes
@@ -36,6 +36,11 @@ let tmps: string[] = [];
 parentPort?.on('message', ({ seq, job }: { seq: number; job: PoolJob }) => {
   const failures: JobFailure[] = [];
   try {
+    if (job.kind === 'open') {
+      const opened = openJob(job, failures);
+      const reply: JobReply = { seq, failures, ...opened };
+      return parentPort?.postMessage(reply, [opened.plain]);
+    }
     if (job.kind === 'decode') decodeJob(job, failures);
     else if (job.kind === 'finish') finishJob(job, failures);
     else if (job.kind === 'setup') setUp(job);
@@ -48,6 +53,32 @@ parentPort?.on('message', ({ seq, job }: { seq: number; job: PoolJob }) => {
     parentPort?.postMessage({ seq, failures, error: (err as Error).message });
   }
 });
+
+/** Opens each stored blob of the job; the plaintexts go back one after the other, a failed blob with none. */
+function openJob(job: OpenJob, failures: JobFailure[]): Pick<JobReply, 'plainEnds'> & { plain: ArrayBuffer } {
+  const bytes = Buffer.from(job.bytes);
+  const plains: Buffer[] = [];
+  const plainEnds = new Float64Array(job.ends.length);
+  let total = 0;
+  for (let i = 0, start = 0; i < job.ends.length; start = job.ends[i++]!) {
+    try {
+      const plain = codec.decode(bytes.subarray(start, job.ends[i]), job.ids.slice(64 * i, 64 * i + 64));
+      plains.push(plain);
+      total += plain.length;
+    } catch (err) {
+      failures.push({ index: i, write: -1, message: (err as Error).message });
+    }
+    plainEnds[i] = total;
+  }
+  const plain = new ArrayBuffer(total);
+  const view = new Uint8Array(plain);
+  let at = 0;
+  for (const p of plains) {
+    view.set(p, at);
+    at += p.length;
+  }
+  return { plain, plainEnds };
+}
 
 function decodeJob(job: DecodeJob, failures: JobFailure[]): void {
   const bytes = job.buf ? Buffer.from(job.buf) : Buffer.from(slab, job.cell * cellSize, job.length);

@@ -123,7 +123,8 @@ export async function runRestore(repo: Repository, snapshot: SnapshotInfo, given
  */
 async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreOptions, pool: DecodePool, counts: RestoreCounts) {
   const [index, cache] = await Promise.all([repo.index(), opts.treeCache ? TreeCache.load(opts.treeCache) : null]);
-  const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec, cache));
+  // The cached trees are opened on the pool's workers, idle until the transfer, while this thread decodes them.
+  const trees = new TreeLoader(new BlobReader(repo.remote, index, repo.codec, cache, pool));
   const root = repo.body(snapshot).tree;
   const wanted = (rel: string) => selected(rel, opts.paths);
   await trees.preload(root, wanted);

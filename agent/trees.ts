@@ -86,6 +86,18 @@ export class TreeCache {
   }
 }
 
+/** Opens stored blobs off the calling thread (restore's DecodePool): plaintexts in order, null for one that does not open. */
+export interface BlobOpener {
+  open(items: { id: string; stored: Uint8Array }[]): Promise<(Buffer | null)[]>;
+}
+
+/**
+ * Cached blobs are opened by the opener, when there is one, in batches of this many, once at least
+ * that many are asked for at once: the batches go to the workers in turn, and each batch's blobs are
+ * handed on (a tree decoded) on this thread while the next batches are still being opened.
+ */
+const OPEN_BATCH = 128;
+
 /** Reads blobs by id: index lookup, ranged GETs of their packs, then decryption and verification. */
 export class BlobReader {
   constructor(
@@ -94,6 +106,8 @@ export class BlobReader {
     private readonly codec: { decode(stored: Buffer, id: string): Buffer },
     /** Where tree blobs are looked up first, and kept once fetched. */
     private readonly cache: TreeCache | null = null,
+    /** Where blobs from the cache are opened, when not on this thread. */
+    private readonly opener: BlobOpener | null = null,
   ) {}
 
   location(id: string): BlobLocation | undefined {
@@ -107,17 +121,32 @@ export class BlobReader {
 
   /** Many blobs with as few requests as possible (one per run of neighbours in a pack, 4 at a time). */
   async readMany(ids: Iterable<string>): Promise<Map<string, Buffer>> {
-    const byPack = new Map<string, { loc: BlobLocation }[]>();
     const out = new Map<string, Buffer>();
-    for (const id of ids) {
-      const cached = this.fromCache(id);
-      if (cached) {
-        out.set(id, cached);
-        continue;
-      }
+    await this.readEach(ids, (id, plain) => out.set(id, plain));
+    return out;
+  }
+
+  /**
+   * readMany, but each blob is handed to `each` as soon as it is read, in no set order. The cached
+   * ones come first; one that does not open is forgotten and fetched like the others.
+   */
+  async readEach(ids: Iterable<string>, each: (id: string, plain: Buffer) => void): Promise<void> {
+    const byPack = new Map<string, { loc: BlobLocation }[]>();
+    const fetch = (id: string) => {
       const loc = this.index.get(id);
       if (!loc) throw new Error(`blob ${id.slice(0, 12)} is not on the gateway`);
       byPack.set(loc.pack, [...(byPack.get(loc.pack) ?? []), { loc }]);
+    };
+    const cached: { id: string; stored: Buffer }[] = [];
+    for (const id of ids) {
+      const stored = this.cache?.get(id);
+      if (stored) cached.push({ id, stored });
+      else fetch(id);
+    }
+    const failed = await this.openCached(cached, each);
+    for (const id of failed) {
+      this.cache!.forget(id);
+      fetch(id);
     }
     const runs = [...byPack.values()].flatMap((items) => mergeRuns(items));
     const worker = async () => {
@@ -128,25 +157,44 @@ export class BlobReader {
         if (!bytes) throw new Error(`pack ${last.pack.slice(0, 12)} is missing on the gateway`);
         for (const { loc } of run) {
           const stored = bytes.subarray(loc.offset - start, loc.offset - start + loc.length);
-          out.set(loc.id, this.codec.decode(stored, loc.id));
+          each(loc.id, this.codec.decode(stored, loc.id));
           if (this.cache && loc.type === 't') this.cache.keep(loc.id, Buffer.from(stored));
         }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
-    return out;
   }
 
-  /** A blob's plaintext from the cache, or undefined when it is not there or does not decode. */
-  private fromCache(id: string): Buffer | undefined {
-    const stored = this.cache?.get(id);
-    if (!stored) return undefined;
-    try {
-      return this.codec.decode(stored, id);
-    } catch {
-      this.cache!.forget(id);
-      return undefined;
+  /** Opens cached blobs (by the opener for a large batch), hands each to `each`; returns the ids that did not open. */
+  private async openCached(items: { id: string; stored: Buffer }[], each: (id: string, plain: Buffer) => void): Promise<string[]> {
+    const failed: string[] = [];
+    const opener = this.opener;
+    if (!opener || items.length < OPEN_BATCH) {
+      for (const { id, stored } of items) {
+        let plain: Buffer | null = null;
+        try {
+          plain = this.codec.decode(stored, id);
+        } catch {
+          failed.push(id);
+        }
+        if (plain) each(id, plain);
+      }
+      return failed;
     }
+    const batches = Array.from({ length: Math.ceil(items.length / OPEN_BATCH) }, (_, i) =>
+      items.slice(i * OPEN_BATCH, (i + 1) * OPEN_BATCH),
+    );
+    await Promise.all(
+      batches.map(async (batch) => {
+        const plains = await opener.open(batch);
+        batch.forEach(({ id }, i) => {
+          const plain = plains[i];
+          if (plain) each(id, plain);
+          else failed.push(id);
+        });
+      }),
+    );
+    return failed;
   }
 }
 
@@ -165,7 +213,7 @@ export class TreeLoader {
     let level = root ? [{ id: root, path: '' }] : [];
     while (level.length > 0 && this.blobs) {
       const missing = level.filter(({ id }) => !this.cache.has(id)).map(({ id }) => id);
-      for (const [id, bytes] of await this.blobs.readMany(new Set(missing))) this.remember(id, bytes);
+      await this.blobs.readEach(new Set(missing), (id, bytes) => void this.remember(id, bytes));
       level = level.flatMap(({ id, path }) => this.subfolders(id, path).filter((sub) => descend(sub.path)));
     }
   }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { BlobCodec, encodeTree, generateKeys, PackBuilder, type TreeEntry } from '../../format/index.js';
 import type { Remote } from '../../agent/remote.js';
 import type { BlobLocation } from '../../agent/repository.js';
-import { BlobReader, TreeCache, TreeLoader } from '../../agent/trees.js';
+import { DecodePool } from '../../agent/decode-pool.js';
+import { BlobReader, TreeCache, TreeLoader, type BlobOpener } from '../../agent/trees.js';
 
 const codec = new BlobCodec(generateKeys());
 const tree = (name: string): Buffer =>
@@ -86,6 +87,42 @@ describe('agent: the local tree cache', () => {
     assert.ok(short.get(ids[0]!), 'the first blob is still read');
     assert.equal(short.get(ids[1]!), undefined, 'the cut-off blob is dropped');
     assert.equal((await TreeCache.load(join(dir, 'missing.bin'))).get(ids[0]!), undefined);
+  });
+
+  it("opens a large batch of cached trees on the decode pool's workers, and fetches a damaged one from the gateway", async () => {
+    const plains = Array.from({ length: 300 }, (_, i) => tree(`file-${i}`));
+    const ids = plains.map((p) => codec.id(p));
+    const builder = new PackBuilder();
+    plains.forEach((p, i) => builder.add(ids[i]!, 'tree', codec.encode(p), p.length));
+    const pack = builder.finish();
+    const index = new Map<string, BlobLocation>(pack.entries.map((e) => [e.id, { ...e, pack: pack.id, type: 't' }]));
+    const ranges: number[] = [];
+    const remote = readOnlyRemote(async (_path, range) => {
+      ranges.push(range?.start ?? 0);
+      return range ? pack.bytes.subarray(range.start, range.end + 1) : pack.bytes;
+    });
+    const cache = await TreeCache.load(null);
+    for (const e of pack.entries) cache.keep(e.id, Buffer.from(pack.bytes.subarray(e.offset, e.offset + e.length)));
+    const damaged = Buffer.from(cache.get(ids[200]!)!);
+    damaged[20] = damaged[20]! ^ 0xff;
+    cache.keep(ids[200]!, damaged);
+    const pool = new DecodePool(codec, 2, { cells: 1, cellSize: 64 << 10 });
+    try {
+      let batches = 0;
+      const opener: BlobOpener = { open: (items) => (batches++, pool.open(items)) };
+      const got = await new BlobReader(remote, index, codec, cache, opener).readMany(ids);
+      assert.equal(batches, 3, '300 cached trees went to the workers in batches of 128');
+      assert.equal(got.size, 300);
+      ids.forEach((id, i) => assert.deepEqual(got.get(id), plains[i], `tree ${i}`));
+      assert.deepEqual(ranges, [index.get(ids[200]!)!.offset], 'only the damaged tree was fetched');
+      assert.deepEqual(
+        cache.get(ids[200]!),
+        pack.bytes.subarray(index.get(ids[200]!)!.offset, index.get(ids[200]!)!.offset + index.get(ids[200]!)!.length),
+        'the cache holds the good copy again',
+      );
+    } finally {
+      await pool.close();
+    }
   });
 });
 
