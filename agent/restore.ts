@@ -136,12 +136,13 @@ async function planWork(repo: Repository, snapshot: SnapshotInfo, opts: RestoreO
   const fresh = !(await lstat(opts.target).catch(() => null));
   await mkdir(opts.target, { recursive: true });
   // The folders are made on one worker, in walk order, while this thread plans the transfer and the
-  // first ranged GETs run; nothing is written before they are all made. That wait (0.2 to 0.75 s for the benchmark's 6,273 folders) is cheaper
-  // than every way tried of hiding it, each measured in 4 to 8 alternated pairs of restores of the
-  // benchmark set (average wall time): folders made as their first file is written, +0.46 s; made
-  // half on each worker, +1.3 s; made level by level during the tree preload, +0.61 s; made while
-  // the transfer runs, each run waiting for its folders, +0.39 s. Each raised the restore's kernel
-  // time (by 0.5 to 2 s): ext4 makes folders and files dearer when their order or concurrency changes.
+  // first ranged GETs run; nothing is written before they are all made. That wait (0.2 to 0.75 s
+  // for the benchmark's 6,273 folders) is cheaper than every way tried of hiding it, each measured
+  // in 4 to 8 alternated pairs of restores of the benchmark set (average wall time): folders made as
+  // their first file is written, +0.46 s; made half on each worker, +1.3 s; made level by level
+  // during the tree preload, +0.61 s; made while the transfer runs, each run waiting for its
+  // folders, +0.39 s. Each raised the restore's kernel time (by 0.5 to 2 s): ext4 makes folders and
+  // files dearer when their order or concurrency changes.
   const setup = pool.run({ kind: 'setup', mkdirs: layout.dirs.map((d) => d.path), symlinks: layout.links, replace: !fresh, dirMetas: [] });
   // Handled here so that a failure while the plan is made is not an unhandled rejection; the
   // transfer still sees it through `setup`.
