@@ -90,6 +90,29 @@ export interface OpenJob {
 
 export type PoolJob = DecodeJob | FinishJob | SetupJob | TableJob | OpenJob;
 
+/** Parts one after the other in one ArrayBuffer (it moves to the other thread), and where each ends. */
+export function joinParts(parts: readonly Uint8Array[]): { bytes: ArrayBuffer; ends: Float64Array } {
+  const bytes = new ArrayBuffer(parts.reduce((n, part) => n + part.length, 0));
+  const view = new Uint8Array(bytes);
+  const ends = new Float64Array(parts.length);
+  let at = 0;
+  parts.forEach((part, i) => {
+    view.set(part, at);
+    ends[i] = at += part.length;
+  });
+  return { bytes, ends };
+}
+
+/** The parts of joinParts again, as views of bytes. */
+export function splitParts(bytes: ArrayBuffer, ends: Float64Array): Buffer[] {
+  let start = 0;
+  return Array.from(ends, (end) => {
+    const part = Buffer.from(bytes, start, end - start);
+    start = end;
+    return part;
+  });
+}
+
 /** A worker's answer to a job; an open job's also carries the plaintexts (a blob that failed has none). */
 export interface JobReply {
   seq: number;
@@ -211,19 +234,11 @@ export class DecodePool {
    * null for a blob that does not open or does not match its id.
    */
   async open(items: { id: string; stored: Uint8Array }[]): Promise<(Buffer | null)[]> {
-    const bytes = new ArrayBuffer(items.reduce((n, item) => n + item.stored.length, 0));
-    const view = new Uint8Array(bytes);
-    const ends = new Float64Array(items.length);
-    let at = 0;
-    items.forEach((item, i) => {
-      view.set(item.stored, at);
-      ends[i] = at += item.stored.length;
-    });
+    const { bytes, ends } = joinParts(items.map((item) => item.stored));
     const reply = await this.post(this.leastBusy(), { kind: 'open', ids: items.map((item) => item.id).join(''), bytes, ends });
     const failed = new Set(reply.failures.map((f) => f.index));
-    const plain = Buffer.from(reply.plain ?? new ArrayBuffer(0));
-    const plainEnds = reply.plainEnds ?? new Float64Array(items.length);
-    return items.map((_, i) => (failed.has(i) ? null : plain.subarray(i === 0 ? 0 : plainEnds[i - 1], plainEnds[i])));
+    const plains = splitParts(reply.plain ?? new ArrayBuffer(0), reply.plainEnds ?? new Float64Array(items.length));
+    return plains.map((plain, i) => (failed.has(i) ? null : plain));
   }
 
   /** Runs the same job on every worker (the file table). */

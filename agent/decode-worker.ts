@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BlobCodec } from '../format/index.js';
 import { timeArg } from './file-times.js';
+import { joinParts, splitParts } from './decode-pool.js';
 import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, JobReply, OpenJob, PoolJob, SetupJob } from './decode-pool.js';
 
 /**
@@ -37,9 +38,9 @@ parentPort?.on('message', ({ seq, job }: { seq: number; job: PoolJob }) => {
   const failures: JobFailure[] = [];
   try {
     if (job.kind === 'open') {
-      const opened = openJob(job, failures);
-      const reply: JobReply = { seq, failures, ...opened };
-      return parentPort?.postMessage(reply, [opened.plain]);
+      const { bytes, ends } = joinParts(openJob(job, failures));
+      const reply: JobReply = { seq, failures, plain: bytes, plainEnds: ends };
+      return parentPort?.postMessage(reply, [bytes]);
     }
     if (job.kind === 'decode') decodeJob(job, failures);
     else if (job.kind === 'finish') finishJob(job, failures);
@@ -54,30 +55,16 @@ parentPort?.on('message', ({ seq, job }: { seq: number; job: PoolJob }) => {
   }
 });
 
-/** Opens each stored blob of the job; the plaintexts go back one after the other, a failed blob with none. */
-function openJob(job: OpenJob, failures: JobFailure[]): Pick<JobReply, 'plainEnds'> & { plain: ArrayBuffer } {
-  const bytes = Buffer.from(job.bytes);
-  const plains: Buffer[] = [];
-  const plainEnds = new Float64Array(job.ends.length);
-  let total = 0;
-  for (let i = 0, start = 0; i < job.ends.length; start = job.ends[i++]!) {
+/** The plaintext of each stored blob of the job; a blob that fails is named in failures and has none. */
+function openJob(job: OpenJob, failures: JobFailure[]): Buffer[] {
+  return splitParts(job.bytes, job.ends).map((stored, i) => {
     try {
-      const plain = codec.decode(bytes.subarray(start, job.ends[i]), job.ids.slice(64 * i, 64 * i + 64));
-      plains.push(plain);
-      total += plain.length;
+      return codec.decode(stored, job.ids.slice(64 * i, 64 * i + 64));
     } catch (err) {
       failures.push({ index: i, write: -1, message: (err as Error).message });
+      return Buffer.alloc(0);
     }
-    plainEnds[i] = total;
-  }
-  const plain = new ArrayBuffer(total);
-  const view = new Uint8Array(plain);
-  let at = 0;
-  for (const p of plains) {
-    view.set(p, at);
-    at += p.length;
-  }
-  return { plain, plainEnds };
+  });
 }
 
 function decodeJob(job: DecodeJob, failures: JobFailure[]): void {
