@@ -135,7 +135,9 @@ export class BlobReader {
     const fetch = (id: string) => {
       const loc = this.index.get(id);
       if (!loc) throw new Error(`blob ${id.slice(0, 12)} is not on the gateway`);
-      byPack.set(loc.pack, [...(byPack.get(loc.pack) ?? []), { loc }]);
+      const inPack = byPack.get(loc.pack);
+      if (inPack) inPack.push({ loc });
+      else byPack.set(loc.pack, [{ loc }]);
     };
     const cached: { id: string; stored: Buffer }[] = [];
     for (const id of ids) {
