@@ -158,6 +158,7 @@ function setUp(job: SetupJob): void {
   }
   for (const dir of job.dirMetas) {
     chmodSync(dir.path, dir.mode);
-    utimesSync(dir.path, timeArg(dir.mtime), timeArg(dir.mtime));
+    const mtime = timeArg(dir.mtime);
+    utimesSync(dir.path, mtime, mtime);
   }
 }
