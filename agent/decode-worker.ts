@@ -18,6 +18,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BlobCodec } from '../format/index.js';
 import { timeArg } from './file-times.js';
 import { joinParts, splitParts } from './decode-pool.js';
+import { collectYoung } from './young-gc.js';
 import type { DecodeJob, DecodeWorkerData, FileTable, FinishJob, JobFailure, JobReply, OpenJob, PoolJob, SetupJob } from './decode-pool.js';
 
 /**
@@ -53,6 +54,9 @@ parentPort?.on('message', ({ seq, job }: { seq: number; job: PoolJob }) => {
   } catch (err) {
     parentPort?.postMessage({ seq, failures, error: (err as Error).message });
   }
+  // The job's opened blobs are garbage now. Freed at once (after the reply, so the cell is not held
+  // up), their memory serves the next job instead of fresh pages: see young-gc.ts.
+  if (job.kind === 'decode') collectYoung();
 });
 
 /** The plaintext of each stored blob of the job; a blob that fails is named in failures and has none. */
