@@ -41,11 +41,26 @@ const STATUS: Record<KuraErrorCode, number> = {
   'bad-gateway-destination': 502,
 };
 
-/** The HTTP status for an error: its code's status for a KuraError or a BrowseError (the snapshot view), 500 for anything else. */
+/**
+ * The HTTP status for an error: its code's status for a KuraError or a BrowseError (the snapshot view),
+ * 507 when the gateway's own disk (or the file system quota of its data) is full, 500 for anything else.
+ */
 export function statusOf(err: unknown): number {
   if (err instanceof BrowseError) return err.status;
-  return err instanceof KuraError ? STATUS[err.code] : 500;
+  if (err instanceof KuraError) return STATUS[err.code];
+  return isStorageFull(err) ? 507 : 500;
 }
+
+/**
+ * ENOSPC or EDQUOT from the file system: RFC 4918's 507 (Insufficient Storage), which an agent takes as
+ * final instead of retrying. The writes that failed leave no temp file behind (FileArea, DeadProps).
+ */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+const STORAGE_FULL = "insufficient-storage: the gateway's disk is full; its operator must free space before this can be stored";
 
 /**
  * Sends the error as a response a person can read: the status, and a plain-text body starting with
@@ -67,7 +82,9 @@ export function sendError(res: Response, err: unknown, requestId: string): void 
   const reason =
     err instanceof KuraError || err instanceof BrowseError
       ? err.message
-      : `internal-error: something went wrong on the server (request ${requestId})`;
+      : status === 507
+        ? STORAGE_FULL
+        : `internal-error: something went wrong on the server (request ${requestId})`;
   const body = reason + '\n';
   res.status(status);
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');

@@ -233,9 +233,15 @@ export class FileArea {
     const entry = await this.require(from);
     if (entry.type === 'file') {
       const tmp = join(this.tmpDir, `copy-${randomBytes(12).toString('hex')}`);
-      await copyFile(this.abs(from), tmp);
-      await fsyncFile(tmp);
-      await this.replace(to, tmp);
+      try {
+        await copyFile(this.abs(from), tmp);
+        await fsyncFile(tmp);
+        await this.replace(to, tmp);
+      } catch (err) {
+        // A copy cut short (a full disk) leaves no half file behind.
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      }
       return;
     }
     await this.makeCollection(to);

@@ -33,8 +33,9 @@ export interface TestUser {
   password: string;
 }
 
-export async function startTestGateway(): Promise<TestGateway> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kura-test-'));
+/** With `dataDir`, the gateway keeps its data there (the caller's folder, left in place by close). */
+export async function startTestGateway(given?: { dataDir: string }): Promise<TestGateway> {
+  const dataDir = given?.dataDir ?? (await mkdtemp(join(tmpdir(), 'kura-test-')));
   const policy = await Policy.open(dataDir);
   await policy.certs.initCa();
   const tls = await ensureTls(policy);
@@ -67,7 +68,7 @@ export async function startTestGateway(): Promise<TestGateway> {
     async close() {
       await running.close();
       await policy.close();
-      await rm(dataDir, { recursive: true, force: true });
+      if (!given) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,6 +1,7 @@
 import { KuraError } from '../../errors.js';
 import type { SpaceGuard } from '../../storage/file-area.js';
 import { acceptBody, hasBody } from '../body.js';
+import { isStorageFull } from '../http-errors.js';
 import { checkCaseCollision, checkWrite, header, pathKey, statResource, writablePath, type DavContext } from '../context.js';
 
 /**
@@ -20,7 +21,8 @@ export async function put(ctx: DavContext): Promise<void> {
   await ctx.user.space.reserve(budget);
   acceptBody(ctx.req, ctx.res);
   const result = await ctx.user.files.writeFile(segs, ctx.req, prepaid(ctx.user.space, budget)).catch((err: unknown) => {
-    if (err instanceof KuraError || !(ctx.req.readableAborted || ctx.req.destroyed)) throw err;
+    // A full disk stops the copy and so destroys the request too: it is not the client's doing.
+    if (err instanceof KuraError || isStorageFull(err) || !(ctx.req.readableAborted || ctx.req.destroyed)) throw err;
     throw new KuraError('upload-aborted', 'upload-aborted: the client stopped sending');
   });
   const now = await statResource(ctx, ctx.path);
