@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { propstat, multistatus, sendMultistatus } from '../../browse/multistatus.js';
 import { KuraError } from '../errors.js';
+import { replaceFile } from '../storage/replace-file.js';
 import { acceptBody, readXmlBody } from './body.js';
 import { DAV_NS, escapeAttr } from './xml.js';
 import type { DavContext } from './context.js';
@@ -44,9 +45,7 @@ async function put(ctx: DavContext): Promise<void> {
   const body = await readKept(ctx);
   await mkdir(dir, { recursive: true });
   if (body && body.length <= MAX_KEPT) {
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, body);
-    await rename(tmp, file);
+    await replaceFile(file, body);
   }
   if (Math.random() < 0.05) void sweep(dir);
   ctx.res.status(existed ? 204 : 201).end();

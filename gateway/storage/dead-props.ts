@@ -1,6 +1,6 @@
-import { cp, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { replaceFile } from './replace-file.js';
 
 /** One dead property: its qualified name and its element, serialised with its own namespace declarations. */
 export interface DeadProp {
@@ -31,14 +31,7 @@ export class DeadPropStore {
   async put(segs: readonly string[], props: readonly DeadProp[]): Promise<void> {
     const target = this.file(segs);
     await mkdir(dirname(target), { recursive: true });
-    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, JSON.stringify(props));
-      await rename(tmp, target);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
+    await replaceFile(target, JSON.stringify(props));
   }
 
   /** Forgets the properties of a resource and of everything below it. */
