@@ -1,6 +1,7 @@
 import { Agent } from 'node:https';
 import { Readable } from 'node:stream';
 import { createClient, type FileStat, type Response, type WebDAVClient } from 'webdav';
+import { installGatewayFetch } from './gateway-fetch.js';
 
 /** How the agent reaches its gateway: URL, client certificate and the CA that signed the gateway's. */
 export interface GatewayTarget {
@@ -56,6 +57,7 @@ export class GatewayRemote implements Remote {
     target: GatewayTarget,
     private readonly retry = { attempts: 6, baseMs: 250 },
   ) {
+    installGatewayFetch();
     const httpsAgent = new Agent({ cert: target.certPem, key: target.keyPem, ca: target.caPem, keepAlive: true, maxSockets: 4 });
     this.base = target.url.replace(/\/+$/, '');
     this.client = createClient(this.base, { httpsAgent, maxBodyLength: Infinity, maxContentLength: Infinity });
@@ -101,11 +103,13 @@ export class GatewayRemote implements Remote {
   /**
    * Large bodies (packs) go out as a stream of 1 MiB slices of the same buffer: the TLS layer then
    * encrypts slice by slice instead of holding an encrypted copy of the whole pack. Each attempt
-   * streams from the start again.
+   * streams from the start again. The length goes in the headers (the webdav client leaves it out
+   * for a stream), so the gateway can refuse a pack over quota before its body travels.
    */
   async putFile(path: string, bytes: Buffer): Promise<void> {
     const body = () => (bytes.length > PUT_SLICE ? Readable.from(slices(bytes, PUT_SLICE), { objectMode: false }) : bytes);
-    await this.withRetry(`PUT ${path}`, () => this.client.putFileContents(path, body(), { contentLength: bytes.length }));
+    const headers = { 'Content-Length': String(bytes.length) };
+    await this.withRetry(`PUT ${path}`, () => this.client.putFileContents(path, body(), { headers }));
   }
 
   /** The index page since a generation; with the epoch of the caller's copy, from 0 if it changed since. */
@@ -178,7 +182,7 @@ export async function readRangeInto(remote: Remote, path: string, start: number,
   return true;
 }
 
-/** The body as a Node stream, which node-fetch (under the webdav client in Node) gives; null otherwise. */
+/** The body as a Node stream, which the webdav client's transport (gateway-fetch.ts) gives; null otherwise. */
 function bodyOf(response: Response): Readable | null {
   const body = (response as { body?: unknown }).body;
   return body instanceof Readable ? body : null;
@@ -190,7 +194,7 @@ function discardBody(response: Response): void {
 }
 
 /**
- * Copies a response body into dest as it arrives (node-fetch, under the webdav client, gives a Node
+ * Copies a response body into dest as it arrives (the webdav client's transport, gateway-fetch.ts, gives a Node
  * stream). A body cut short is a network failure (retried); one longer than asked is not.
  */
 async function readBodyInto(response: Response, dest: Uint8Array, path: string): Promise<void> {
