@@ -36,6 +36,13 @@ module.exports = {
       to: { path: '^(gateway|agent|admin-ui|cli)/' },
     },
     {
+      name: 'common-stands-alone',
+      comment: 'common/ holds small helpers every part may use (writing a file atomically); it imports no part',
+      severity: 'error',
+      from: { path: '^common/' },
+      to: { path: '^(gateway|agent|admin-ui|cli|browse|format)/' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

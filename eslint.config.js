@@ -31,6 +31,15 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/gateway/**', '**/agent/**', '**/cli/**', 'express'] }] },
   },
   {
+    files: ['common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/gateway/**', '**/agent/**', '**/cli/**', '**/browse/**', '**/format/**', '**/admin-ui/**'] },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { 'no-restricted-syntax': ['error', { selector: "MemberExpression[property.name='only']", message: 'no .only in tests' }] },
   },

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import cron, { type ScheduledTask } from 'node-cron';
+import { replaceFile } from '../common/replace-file.js';
 import type { Schedule } from './config.js';
 
 /** What `kura agent status` reads: the agent's process, its last run and the next ones. */
@@ -119,10 +120,8 @@ export class Scheduler {
         type: schedule.type,
         at: task.getNextRun()?.toISOString() ?? null,
       }));
-      const tmp = `${this.stateFile}.${process.pid}.tmp`;
       try {
-        await writeFile(tmp, JSON.stringify(this.state, null, 2) + '\n');
-        await rename(tmp, this.stateFile);
+        await replaceFile(this.stateFile, JSON.stringify(this.state, null, 2) + '\n');
       } catch (err) {
         this.say(`Could not write the agent's state (${(err as Error).message}); kura agent status may be out of date.`);
       }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { replaceFile } from '../common/replace-file.js';
 
 /**
  * Local state files of the agent (caches in KURA_STATE_DIR): JSON, then a line with the SHA-256 of
@@ -24,9 +25,7 @@ export async function readSealed(file: string): Promise<unknown> {
 export async function writeSealed(file: string, value: unknown): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const body = Buffer.from(JSON.stringify(value));
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, Buffer.concat([body, SEAL, Buffer.from(sha256(body) + '\n')]));
-  await rename(tmp, file);
+  await replaceFile(file, Buffer.concat([body, SEAL, Buffer.from(sha256(body) + '\n')]));
 }
 
 const SEAL = Buffer.from('\n#sha256 ');

@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { replaceFile } from '../common/replace-file.js';
 import { decodeTree, type TreeEntry } from '../format/index.js';
 import type { BlobLocation } from './repository.js';
 import type { Remote } from './remote.js';
@@ -80,9 +81,7 @@ export class TreeCache {
       parts.push(head, stored);
     }
     await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, Buffer.concat(parts));
-    await rename(tmp, this.file);
+    await replaceFile(this.file, Buffer.concat(parts));
   }
 }
 

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
+import { replaceFile } from '../common/replace-file.js';
 import { contentTypeOf } from './content-type.js';
 import { BrowseError } from './errors.js';
 import { headerOf } from './http.js';
@@ -157,13 +158,10 @@ async function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 async function store(file: string, bytes: Buffer): Promise<void> {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
+    await replaceFile(file, bytes);
   } catch {
     // A preview that cannot be kept is made again next time; it is not a reason to fail this one.
-    await rm(tmp, { force: true });
   }
 }

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { propstat, multistatus, sendMultistatus } from '../../browse/multistatus.js';
 import { KuraError } from '../errors.js';
-import { replaceFile } from '../storage/replace-file.js';
+import { replaceFile } from '../../common/replace-file.js';
 import { acceptBody, readXmlBody } from './body.js';
 import { DAV_NS, escapeAttr } from './xml.js';
 import type { DavContext } from './context.js';

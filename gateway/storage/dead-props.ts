@@ -1,6 +1,6 @@
 import { cp, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { replaceFile } from './replace-file.js';
+import { replaceFile } from '../../common/replace-file.js';
 
 /** One dead property: its qualified name and its element, serialised with its own namespace declarations. */
 export interface DeadProp {
