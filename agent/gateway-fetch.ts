@@ -12,9 +12,10 @@ import { getPatcher } from 'webdav';
  *
  * Why: node-fetch (under the webdav client in Node) passes every 16 KiB of a response through a
  * PassThrough and a socket listener of its own. Receiving the benchmark's 890 MB of packs by ranged
- * GETs of 8 MiB, 6 at a time, cost the receiving thread 3.3 to 3.6 s of user CPU through the webdav
- * client, against 1.5 to 2.0 s through undici (4 alternated rounds each): the restore is CPU-bound
- * on two cores, and that thread also feeds the decode workers.
+ * GETs of 8 MiB, 6 at a time, cost the receiving thread 2.8 to 3.2 s of user CPU through the webdav
+ * client on node-fetch, against 1.5 to 1.8 s on this transport (3 alternated rounds): the restore is
+ * CPU-bound on two cores, and that thread also feeds the decode workers. The price is start-up:
+ * undici's module costs every `kura` command some tens of milliseconds more to load.
  *
  * The connection settings stay on the https.Agent given to createClient (certificate, key, CA,
  * sockets per gateway): each such agent gets one undici Agent made from its options.
