@@ -1,7 +1,7 @@
 import { Agent } from 'node:https';
 import { Readable } from 'node:stream';
 import { createClient, type FileStat, type Response, type WebDAVClient } from 'webdav';
-import { installGatewayFetch } from './gateway-fetch.js';
+import { installGatewayFetch, type GatewayResponse } from './gateway-fetch.js';
 
 /** How the agent reaches its gateway: URL, client certificate and the CA that signed the gateway's. */
 export interface GatewayTarget {
@@ -182,29 +182,21 @@ export async function readRangeInto(remote: Remote, path: string, start: number,
   return true;
 }
 
-/** The body as a Node stream, which the webdav client's transport (gateway-fetch.ts) gives; null otherwise. */
-function bodyOf(response: Response): Readable | null {
-  const body = (response as { body?: unknown }).body;
-  return body instanceof Readable ? body : null;
+/** The body as a Node stream: the webdav client returns what its transport (gateway-fetch.ts) gave. */
+function bodyOf(response: Response): Readable {
+  return (response as unknown as GatewayResponse).body;
 }
 
 function discardBody(response: Response): void {
-  const body = bodyOf(response);
-  if (body) body.destroy();
+  bodyOf(response).destroy();
 }
 
 /**
- * Copies a response body into dest as it arrives (the webdav client's transport, gateway-fetch.ts, gives a Node
- * stream). A body cut short is a network failure (retried); one longer than asked is not.
+ * Copies a response body into dest as it arrives. A body cut short is a network failure (retried);
+ * one longer than asked is not.
  */
 async function readBodyInto(response: Response, dest: Uint8Array, path: string): Promise<void> {
   const body = bodyOf(response);
-  if (!body) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    if (bytes.length !== dest.length) throw new Error(`the body has ${bytes.length} bytes, not ${dest.length}`);
-    dest.set(bytes);
-    return;
-  }
   let at = 0;
   await new Promise<void>((resolve, reject) => {
     body.on('data', (chunk: Buffer) => {
